@@ -203,3 +203,6 @@ func (v ValidationErrors) Fields() []string {
 	}
 	return out
 }
+
+// IsNotFound reports whether err is (or wraps) a not-found domain error.
+func IsNotFound(err error) bool { return errors.Is(err, ErrResourceNotFound) }

@@ -1,0 +1,53 @@
+# gavel — see README.md. `make dev` runs the whole system, `make test` the
+# whole suite.
+GO        ?= go
+BIN       := $(CURDIR)/.bin
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+FUZZTIME  ?= 60s
+BENCHTIME ?= 3s
+TESTFLAGS ?=
+
+export PATH := $(BIN):$(PATH)
+
+.PHONY: all build dev test bench proto lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/gavel ./cmd/gavel
+
+dev: build
+	@hack/deps.sh dev
+	bin/gavel dev $(DEVFLAGS)
+
+test:
+	@hack/deps.sh test
+	$(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) ./...
+
+# Benchmarks of the hot paths; each prints its figure beside the raw etcd
+# figure measured in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./bbs/...
+
+fuzz:
+	@for t in FuzzDecodeDesiredLRP FuzzDecodeDesiredLRPUpdate FuzzDecodeDesireTaskRequest FuzzUnmarshalActualLRP FuzzUnmarshalTask; do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test ./proto/models -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -parallel 2 || exit 1; \
+	done
+
+proto:
+	@hack/deps.sh proto
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	protoc -I . -I /usr/include \
+		--go_out=. --go_opt=module=github.com/gavel-scheduler/gavel \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/gavel-scheduler/gavel \
+		proto/models/*.proto
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin .bin

@@ -1,0 +1,110 @@
+package bbs
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the BBS daemon's configuration. Every key can come from a YAML
+// or JSON file and be overridden by a flag of the same name.
+type Config struct {
+	// ListenAddress is where the gRPC API listens.
+	ListenAddress string `json:"listen_address"`
+	// DebugAddress serves /metrics, /debug/pprof and /healthz.
+	DebugAddress string `json:"debug_address"`
+	// EtcdEndpoints are the etcd client URLs.
+	EtcdEndpoints []string `json:"etcd_endpoints"`
+	// EtcdCACert, EtcdClientCert and EtcdClientKey enable TLS to etcd.
+	EtcdCACert     string `json:"etcd_ca_cert"`
+	EtcdClientCert string `json:"etcd_client_cert"`
+	EtcdClientKey  string `json:"etcd_client_key"`
+	// KeyPrefix is the etcd key prefix of this gavel installation.
+	KeyPrefix string `json:"key_prefix"`
+	// CACert, ServerCert and ServerKey are the mutual TLS material of the API.
+	CACert     string `json:"ca_cert"`
+	ServerCert string `json:"server_cert"`
+	ServerKey  string `json:"server_key"`
+	// Insecure serves plaintext gRPC. Only for experiments: anyone who can
+	// reach the port can change state.
+	Insecure bool `json:"insecure"`
+	// MaxTaskRetries is how many rejections a task survives.
+	MaxTaskRetries int32 `json:"max_task_retries"`
+	// CallbackAttempts bounds task completion callback retries.
+	CallbackAttempts int `json:"callback_attempts"`
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+}
+
+// DefaultConfig returns the defaults: loopback addresses, Diego's numbers.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddress:    "127.0.0.1:8889",
+		DebugAddress:     "127.0.0.1:17017",
+		EtcdEndpoints:    []string{"http://127.0.0.1:2379"},
+		KeyPrefix:        "/gavel/v1",
+		MaxTaskRetries:   3,
+		CallbackAttempts: 10,
+		ShutdownTimeout:  10 * time.Second,
+		LogLevel:         "info",
+	}
+}
+
+// LoadConfig reads a YAML or JSON file over the defaults.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate names the first bad key.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
+		return fmt.Errorf("listen_address %q: %w", c.ListenAddress, err)
+	}
+	if c.DebugAddress != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddress); err != nil {
+			return fmt.Errorf("debug_address %q: %w", c.DebugAddress, err)
+		}
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		return fmt.Errorf("etcd_endpoints: at least one endpoint is required")
+	}
+	if (c.EtcdClientCert == "") != (c.EtcdClientKey == "") {
+		return fmt.Errorf("etcd_client_cert and etcd_client_key: set both or neither")
+	}
+	if !strings.HasPrefix(c.KeyPrefix, "/") {
+		return fmt.Errorf("key_prefix %q: must start with /", c.KeyPrefix)
+	}
+	if !c.Insecure {
+		for key, v := range map[string]string{"ca_cert": c.CACert, "server_cert": c.ServerCert, "server_key": c.ServerKey} {
+			if v == "" {
+				return fmt.Errorf("%s: required unless insecure is set", key)
+			}
+		}
+	}
+	if c.MaxTaskRetries < 0 {
+		return fmt.Errorf("max_task_retries: must be ≥ 0")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+package bbs
+
+import (
+	"context"
+
+	"github.com/gavel-scheduler/gavel/proto/models"
+)
+
+// AuctionRequester sends work to the auctioneer. The BBS asks for an auction
+// whenever it creates or frees an instance slot or desires a task. Requests
+// are best effort: a lost request is re-sent by convergence.
+type AuctionRequester interface {
+	RequestLRPAuctions(ctx context.Context, reqs []*models.LRPStartRequest) error
+	RequestTaskAuctions(ctx context.Context, reqs []*models.TaskStartRequest) error
+}
+
+// CellClient reaches the rep of a present cell, to stop an instance or
+// cancel a task it runs.
+type CellClient interface {
+	StopLRPInstance(ctx context.Context, cell *models.CellPresence, key *models.ActualLRPKey, ik *models.ActualLRPInstanceKey) error
+	CancelTask(ctx context.Context, cell *models.CellPresence, taskGuid string) error
+}

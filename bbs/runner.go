@@ -1,0 +1,121 @@
+package bbs
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/gavel-scheduler/gavel/bbs/db"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
+)
+
+// Runner serves the BBS API as an ifrit runner: ready once the listener is
+// bound, stopped gracefully (in-flight calls finish, streams end) on any
+// signal.
+type Runner struct {
+	cfg    Config
+	etcd   *clientv3.Client
+	reg    prometheus.Registerer
+	logger *slog.Logger
+
+	mu   sync.Mutex
+	addr string
+}
+
+// NewRunner returns a runner serving cfg over the given etcd client.
+func NewRunner(cfg Config, etcd *clientv3.Client, reg prometheus.Registerer, logger *slog.Logger) *Runner {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Runner{cfg: cfg, etcd: etcd, reg: reg, logger: logger.With("component", "bbs")}
+}
+
+// Addr is the bound listen address once the runner is ready.
+func (r *Runner) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// Run implements ifrit.Runner.
+func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
+	var tlsConfig *tls.Config
+	if !r.cfg.Insecure {
+		var err error
+		if tlsConfig, err = tlsutil.ServerConfig(r.cfg.CACert, r.cfg.ServerCert, r.cfg.ServerKey); err != nil {
+			return fmt.Errorf("bbs tls: %w", err)
+		}
+	} else {
+		r.logger.Warn("serving plaintext gRPC: anyone who reaches the port can change state")
+	}
+	store := db.New(r.etcd, db.Config{Prefix: r.cfg.KeyPrefix, MaxTaskRetries: r.cfg.MaxTaskRetries, Logger: r.logger})
+	callbacks := NewTaskCallbacks(store, CallbackConfig{Attempts: r.cfg.CallbackAttempts}, r.reg, r.logger)
+	defer callbacks.Close()
+	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: r.logger})
+	srv, hs := NewGRPCServer(svc, tlsConfig, r.reg, r.logger)
+
+	lis, err := net.Listen("tcp", r.cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("bbs listen: %w", err)
+	}
+	r.mu.Lock()
+	r.addr = lis.Addr().String()
+	r.mu.Unlock()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	r.logger.Info("bbs serving", "address", r.addr, "tls", tlsConfig != nil)
+	close(ready)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("bbs serve: %w", err)
+	case sig := <-signals:
+		r.logger.Info("bbs stopping", "signal", sig.String())
+	}
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	timeout := r.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	select {
+	case <-stopped:
+	case <-time.After(timeout):
+		srv.Stop()
+	}
+	return nil
+}
+
+// DialEtcd connects to the configured etcd endpoints.
+func DialEtcd(ctx context.Context, cfg Config) (*clientv3.Client, error) {
+	ecfg := clientv3.Config{
+		Endpoints:   cfg.EtcdEndpoints,
+		DialTimeout: 5 * time.Second,
+		Context:     ctx,
+		Logger:      zap.NewNop(),
+		// Large lists (100k actual LRPs) exceed gRPC's 4 MiB default.
+		MaxCallRecvMsgSize: 512 << 20,
+	}
+	if cfg.EtcdCACert != "" {
+		tc, err := tlsutil.ClientConfig(cfg.EtcdCACert, cfg.EtcdClientCert, cfg.EtcdClientKey, "")
+		if err != nil {
+			return nil, fmt.Errorf("etcd tls: %w", err)
+		}
+		ecfg.TLS = tc
+	}
+	c, err := clientv3.New(ecfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.EtcdEndpoints, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/tedsuo/ifrit"
+	"github.com/tedsuo/ifrit/grouper"
+	"github.com/tedsuo/ifrit/sigmon"
+
+	"github.com/gavel-scheduler/gavel/bbs"
+	"github.com/gavel-scheduler/gavel/internal/debugserver"
+)
+
+// bbsFlags binds every BBS config key to a flag; a flag given on the command
+// line overrides the config file.
+func bbsFlags(fs *pflag.FlagSet, cfg *bbs.Config) {
+	fs.StringVar(&cfg.ListenAddress, "listen-address", cfg.ListenAddress, "gRPC listen address")
+	fs.StringVar(&cfg.DebugAddress, "debug-address", cfg.DebugAddress, "debug server address (/metrics, /debug/pprof, /healthz)")
+	fs.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", cfg.EtcdEndpoints, "etcd client URLs")
+	fs.StringVar(&cfg.EtcdCACert, "etcd-ca-cert", cfg.EtcdCACert, "CA certificate for TLS to etcd")
+	fs.StringVar(&cfg.EtcdClientCert, "etcd-client-cert", cfg.EtcdClientCert, "client certificate for TLS to etcd")
+	fs.StringVar(&cfg.EtcdClientKey, "etcd-client-key", cfg.EtcdClientKey, "client key for TLS to etcd")
+	fs.StringVar(&cfg.KeyPrefix, "key-prefix", cfg.KeyPrefix, "etcd key prefix")
+	fs.StringVar(&cfg.CACert, "ca-cert", cfg.CACert, "CA certificate clients must be signed by")
+	fs.StringVar(&cfg.ServerCert, "server-cert", cfg.ServerCert, "server certificate")
+	fs.StringVar(&cfg.ServerKey, "server-key", cfg.ServerKey, "server key")
+	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "serve plaintext gRPC (no TLS, no client authentication)")
+	fs.Int32Var(&cfg.MaxTaskRetries, "max-task-retries", cfg.MaxTaskRetries, "rejections a task survives")
+	fs.IntVar(&cfg.CallbackAttempts, "callback-attempts", cfg.CallbackAttempts, "task completion callback attempts")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful stop limit")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+}
+
+// loadWithFlags reads the config file, then re-applies the flags the user
+// set so they win over the file.
+func loadWithFlags[T any](cmd *cobra.Command, path string, load func(string) (T, error), bind func(*pflag.FlagSet, *T)) (T, error) {
+	cfg, err := load(path)
+	if err != nil {
+		return cfg, err
+	}
+	fs := pflag.NewFlagSet("overrides", pflag.ContinueOnError)
+	bind(fs, &cfg)
+	var ferr error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if fs.Lookup(f.Name) != nil {
+			if err := fs.Set(f.Name, f.Value.String()); err != nil && ferr == nil {
+				ferr = err
+			}
+		}
+	})
+	return cfg, ferr
+}
+
+func bbsCommand() *cobra.Command {
+	cfg := bbs.DefaultConfig()
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "bbs",
+		Short: "Run a BBS API server over etcd",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadWithFlags(cmd, configPath, bbs.LoadConfig, bbsFlags)
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			logger := newLogger(cfg.LogLevel)
+			etcd, err := bbs.DialEtcd(context.Background(), cfg)
+			if err != nil {
+				return err
+			}
+			defer etcd.Close()
+			reg := debugserver.NewRegistry()
+			members := grouper.Members{{Name: "bbs", Runner: bbs.NewRunner(cfg, etcd, reg, logger)}}
+			if cfg.DebugAddress != "" {
+				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, nil, logger)})
+			}
+			return runGroup(members)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
+	bbsFlags(cmd.Flags(), &cfg)
+	return cmd
+}
+
+// runGroup runs members in order until SIGINT/SIGTERM, stopping them in
+// reverse order.
+func runGroup(members grouper.Members) error {
+	group := grouper.NewOrdered(os.Interrupt, members)
+	proc := ifrit.Invoke(sigmon.New(group))
+	err := <-proc.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/tedsuo/ifrit/grouper"
+
+	"github.com/gavel-scheduler/gavel/bbs"
+	"github.com/gavel-scheduler/gavel/internal/clientconfig"
+	"github.com/gavel-scheduler/gavel/internal/debugserver"
+	"github.com/gavel-scheduler/gavel/internal/etcdembed"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
+)
+
+// devOptions are gavel dev's knobs. Everything binds 127.0.0.1.
+type devOptions struct {
+	dataDir      string
+	bbsAddress   string
+	etcdClient   string
+	etcdPeer     string
+	debugAddress string
+	logLevel     string
+}
+
+func devCommand() *cobra.Command {
+	o := devOptions{
+		bbsAddress:   "127.0.0.1:8889",
+		etcdClient:   "http://127.0.0.1:8897",
+		etcdPeer:     "http://127.0.0.1:8898",
+		debugAddress: "127.0.0.1:17017",
+		logLevel:     "info",
+	}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system in one process: embedded etcd and the BBS",
+		Long: `gavel dev runs an embedded etcd and the BBS in one process, with mutual TLS
+set up for you. On first start it creates a CA and certificates under the data
+directory and writes DATA_DIR/client.json, which the gavel CLI reads by default,
+so "gavel desired-lrps" works with no flags. Data survives a restart.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default "+clientconfig.DefaultDataDir()+")")
+	f.StringVar(&o.bbsAddress, "bbs-address", o.bbsAddress, "BBS gRPC listen address")
+	f.StringVar(&o.etcdClient, "etcd-client-url", o.etcdClient, "embedded etcd client URL")
+	f.StringVar(&o.etcdPeer, "etcd-peer-url", o.etcdPeer, "embedded etcd peer URL")
+	f.StringVar(&o.debugAddress, "debug-address", o.debugAddress, "debug server address")
+	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
+	return cmd
+}
+
+func runDev(ctx context.Context, o devOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.dataDir == "" {
+		o.dataDir = clientconfig.DefaultDataDir()
+	}
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	logger := newLogger(o.logLevel).With("process", "gavel-dev")
+
+	certs, err := tlsutil.WriteDir(filepath.Join(dataDir, "certs"), tlsutil.DefaultHosts())
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	etcd, err := etcdembed.Start(ctx, etcdembed.Config{
+		DataDir:   filepath.Join(dataDir, "etcd"),
+		ClientURL: o.etcdClient,
+		PeerURL:   o.etcdPeer,
+		Name:      "gavel-dev",
+	})
+	if err != nil {
+		return fmt.Errorf("embedded etcd: %w", err)
+	}
+	defer etcd.Close()
+	client, err := etcd.Client()
+	if err != nil {
+		return fmt.Errorf("embedded etcd client: %w", err)
+	}
+	defer client.Close()
+
+	bbsCert := certs.Components["bbs"]
+	cfg := bbs.DefaultConfig()
+	cfg.ListenAddress = o.bbsAddress
+	cfg.EtcdEndpoints = etcd.Endpoints()
+	cfg.CACert, cfg.ServerCert, cfg.ServerKey = certs.CACert, bbsCert.Cert, bbsCert.Key
+	cfg.LogLevel = o.logLevel
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	reg := debugserver.NewRegistry()
+	bbsRunner := bbs.NewRunner(cfg, client, reg, logger)
+
+	clientCert := certs.Components["client"]
+	clientPath := filepath.Join(dataDir, "client.json")
+	if err := clientconfig.Write(clientPath, &clientconfig.Config{
+		BBSAddress: o.bbsAddress,
+		CACert:     certs.CACert,
+		ClientCert: clientCert.Cert,
+		ClientKey:  clientCert.Key,
+	}); err != nil {
+		return fmt.Errorf("write client config: %w", err)
+	}
+	members := grouper.Members{
+		{Name: "bbs", Runner: bbsRunner},
+		{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: o.debugAddress}, reg, nil, logger)},
+		{Name: "banner", Runner: bannerRunner(func() {
+			fmt.Fprintf(os.Stderr, "gavel dev is up\n  BBS:           %s (mutual TLS)\n  etcd:          %s\n  debug:         http://%s/metrics\n  data dir:      %s\n  client config: %s\n  try:           gavel desired-lrps\n",
+				bbsRunner.Addr(), etcd.Endpoints()[0], o.debugAddress, dataDir, clientPath)
+		})},
+	}
+	return runGroup(members)
+}

@@ -1,0 +1,28 @@
+// Command gavel is the single gavel binary: the daemons (bbs, later the
+// auctioneer, rep, converger, route emitter and garden server), the operator
+// CLI, `gavel dev` and `gavel certs`.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gavel-scheduler/gavel/internal/cli"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "gavel",
+		Short:         "gavel: a Diego-style container scheduler",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cli.Register(root)
+	root.AddCommand(certsCommand(), bbsCommand(), devCommand())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "gavel:", err)
+		os.Exit(1)
+	}
+}

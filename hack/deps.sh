@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the system packages a gavel task needs, when they are missing.
+# Used by `make dev`, `make test`, `make proto` and .ci/run, so a fresh
+# machine with Go needs nothing else. Idempotent: nothing is fetched when
+# everything is there.
+#
+#   hack/deps.sh test    packages the test suite needs
+#   hack/deps.sh dev     packages `gavel dev` needs
+#   hack/deps.sh proto   protoc, for `make proto`
+set -euo pipefail
+
+group="${1:-test}"
+case "$group" in
+  # The BBS, CLI and store need only Go today. The container layer (runc,
+  # iptables, busybox-static) joins these lists with the Garden issue.
+  test) pkgs=() ;;
+  dev) pkgs=() ;;
+  proto) pkgs=(protobuf-compiler) ;;
+  *) echo "usage: $0 test|dev|proto" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  sudo=sudo
+else
+  sudo=
+fi
+echo "hack/deps.sh: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
