@@ -3,6 +3,8 @@ package bbs
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -50,9 +52,10 @@ type bbsOptions struct {
 // start runs one BBS server on 127.0.0.1 until the test ends.
 func (c *testCluster) start(o bbsOptions) *testBBS {
 	c.t.Helper()
-	store := db.New(c.etcd, db.Config{})
-	callbacks := NewTaskCallbacks(store, o.callbacks, nil, nil)
-	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := db.New(c.etcd, db.Config{Logger: logger})
+	callbacks := NewTaskCallbacks(store, o.callbacks, nil, logger)
+	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: logger})
 	var tc *tls.Config
 	if !o.insecure {
 		bc := c.certs.Components["bbs"]
@@ -61,7 +64,7 @@ func (c *testCluster) start(o bbsOptions) *testBBS {
 			c.t.Fatal(err)
 		}
 	}
-	srv, _ := NewGRPCServer(svc, tc, nil, nil)
+	srv, _ := NewGRPCServer(svc, tc, nil, logger)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		c.t.Fatal(err)
