@@ -139,25 +139,23 @@ func (s *Store) mutateActual(ctx context.Context, key string, fn mutateFunc) (be
 			ops = append(ops, clientv3.OpDelete(key))
 		}
 		ops = append(ops, extra...)
-		resp, err := s.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-			Then(ops...).
-			Else(clientv3.OpGet(key)).
-			Commit()
-		if err != nil {
+		out := s.batch.commit(ctx,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)},
+			ops, []clientv3.Op{clientv3.OpGet(key)})
+		if out.err != nil {
 			s.actuals.drop(key)
-			return nil, nil, fmt.Errorf("write %s: %w", key, err)
+			return nil, nil, fmt.Errorf("write %s: %w", key, out.err)
 		}
-		if resp.Succeeded {
+		if out.succeeded {
 			if next != nil {
-				s.actuals.put(key, next, resp.Header.Revision)
+				s.actuals.put(key, next, out.revision)
 			} else {
 				s.actuals.drop(key)
 			}
 			s.dropExtra(extra)
 			return cur, next, nil
 		}
-		cur, rev, err = s.absorbActual(key, resp.Responses[0].GetResponseRange().Kvs)
+		cur, rev, err = s.absorbActual(key, out.responses[0].GetResponseRange().Kvs)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -254,8 +254,9 @@ func TestEvacuateClaimedStoppedCrashed(t *testing.T) {
 	}
 }
 
-// Reps on two cells race to claim the same instance through two stores (two
-// BBS processes, each with its own row cache): exactly one wins every round.
+// Reps on three cells race to claim the same instance, two through one store
+// (so their transactions meet in one batcher) and one through another (a
+// second BBS process with its own cache): exactly one wins every round.
 func TestConcurrentClaimsExactlyOneWins(t *testing.T) {
 	s1, client, _ := newTestStore(t)
 	s2 := New(client, Config{})
@@ -277,9 +278,10 @@ func TestConcurrentClaimsExactlyOneWins(t *testing.T) {
 	}
 	for i := range int32(rounds) {
 		var wg sync.WaitGroup
-		errs := make([]error, 2)
+		contenders := []*Store{s1, s1, s2}
+		errs := make([]error, len(contenders))
 		start := make(chan struct{})
-		for j, s := range []*Store{s1, s2} {
+		for j, s := range contenders {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

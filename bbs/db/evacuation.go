@@ -87,26 +87,26 @@ func (s *Store) mutateIndex(ctx context.Context, processGuid string, index int32
 				ops = append(ops, clientv3.OpDelete(key))
 			}
 		}
-		resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).
-			Else(clientv3.OpGet(s.keys.ActualLRPIndex(processGuid, index), clientv3.WithPrefix())).Commit()
-		if err != nil {
+		out := s.batch.commit(ctx, cmps, ops,
+			[]clientv3.Op{clientv3.OpGet(s.keys.ActualLRPIndex(processGuid, index), clientv3.WithPrefix())})
+		if out.err != nil {
 			for _, p := range presences {
 				s.actuals.drop(s.keys.ActualLRP(processGuid, index, p))
 			}
-			return nil, fmt.Errorf("write actual LRP %s/%d: %w", processGuid, index, err)
+			return nil, fmt.Errorf("write actual LRP %s/%d: %w", processGuid, index, out.err)
 		}
-		if resp.Succeeded {
+		if out.succeeded {
 			for _, w := range writes {
 				key := s.keys.ActualLRP(processGuid, index, w.presence)
 				if w.row != nil {
-					s.actuals.put(key, w.row, resp.Header.Revision)
+					s.actuals.put(key, w.row, out.revision)
 				} else {
 					s.actuals.drop(key)
 				}
 			}
 			return rows, nil
 		}
-		if rows, err = s.absorbIndex(resp.Responses[0].GetResponseRange().Kvs); err != nil {
+		if rows, err = s.absorbIndex(out.responses[0].GetResponseRange().Kvs); err != nil {
 			return nil, err
 		}
 	}

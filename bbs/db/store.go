@@ -62,6 +62,9 @@ type Store struct {
 	// first the guard fails, the transaction's else-branch reads the current
 	// row back, and the rule is applied again.
 	actuals *rowCache
+
+	// batch commits guarded transactions in groups (see batch.go).
+	batch *batcher
 }
 
 // New returns a store over client.
@@ -74,6 +77,7 @@ func New(client *clientv3.Client, cfg Config) *Store {
 		maxTaskRetries: cfg.MaxTaskRetries,
 		logger:         cfg.Logger,
 		actuals:        newRowCache(1 << 20),
+		batch:          newBatcher(client),
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -54,16 +54,16 @@ func (s *Store) mutateTask(ctx context.Context, guid string, fn taskMutateFunc) 
 			next.UpdatedAt = s.nowNanos()
 			op = clientv3.OpPut(key, string(marshal(next)))
 		}
-		tresp, err := s.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
-			Then(op).Else(clientv3.OpGet(key)).Commit()
-		if err != nil {
-			return nil, nil, fmt.Errorf("write task %s: %w", guid, err)
+		out := s.batch.commit(ctx,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)},
+			[]clientv3.Op{op}, []clientv3.Op{clientv3.OpGet(key)})
+		if out.err != nil {
+			return nil, nil, fmt.Errorf("write task %s: %w", guid, out.err)
 		}
-		if tresp.Succeeded {
+		if out.succeeded {
 			return cur, next, nil
 		}
-		kvs = tresp.Responses[0].GetResponseRange().Kvs
+		kvs = out.responses[0].GetResponseRange().Kvs
 	}
 	return nil, nil, conflictErr(key)
 }
