@@ -3,11 +3,10 @@ package bbs
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
+	"github.com/gavel-scheduler/gavel/internal/config"
 )
 
 // Config is the BBS daemon's configuration. Every key can come from a YAML
@@ -37,7 +36,7 @@ type Config struct {
 	// CallbackAttempts bounds task completion callback retries.
 	CallbackAttempts int `json:"callback_attempts"`
 	// ShutdownTimeout bounds a graceful stop.
-	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	ShutdownTimeout config.Duration `json:"shutdown_timeout"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -51,7 +50,7 @@ func DefaultConfig() Config {
 		KeyPrefix:        "/gavel/v1",
 		MaxTaskRetries:   3,
 		CallbackAttempts: 10,
-		ShutdownTimeout:  10 * time.Second,
+		ShutdownTimeout:  config.Duration(10 * time.Second),
 		LogLevel:         "info",
 	}
 }
@@ -62,14 +61,8 @@ func LoadConfig(path string) (Config, error) {
 	if path == "" {
 		return cfg, nil
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
-	}
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
+	err := config.Load(path, &cfg)
+	return cfg, err
 }
 
 // Validate names the first bad key.

@@ -84,7 +84,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	hs.Shutdown()
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
-	timeout := r.cfg.ShutdownTimeout
+	timeout := r.cfg.ShutdownTimeout.D()
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}

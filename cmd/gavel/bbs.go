@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -31,7 +32,7 @@ func bbsFlags(fs *pflag.FlagSet, cfg *bbs.Config) {
 	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "serve plaintext gRPC (no TLS, no client authentication)")
 	fs.Int32Var(&cfg.MaxTaskRetries, "max-task-retries", cfg.MaxTaskRetries, "rejections a task survives")
 	fs.IntVar(&cfg.CallbackAttempts, "callback-attempts", cfg.CallbackAttempts, "task completion callback attempts")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful stop limit")
+	fs.DurationVar((*time.Duration)(&cfg.ShutdownTimeout), "shutdown-timeout", cfg.ShutdownTimeout.D(), "graceful stop limit")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 }
 
