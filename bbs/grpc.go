@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,6 +122,7 @@ func NewGRPCServer(svc *Server, tlsConfig *tls.Config, reg prometheus.Registerer
 		grpc.ChainUnaryInterceptor(m.unary(logger)),
 		grpc.ChainStreamInterceptor(m.stream(logger)),
 		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
@@ -42,6 +43,7 @@ type testBBS struct {
 	addr      string
 	store     *db.Store
 	callbacks *TaskCallbacks
+	metrics   *prometheus.Registry
 }
 
 type bbsOptions struct {
@@ -53,7 +55,8 @@ type bbsOptions struct {
 func (c *testCluster) start(o bbsOptions) *testBBS {
 	c.t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := db.New(c.etcd, db.Config{Logger: logger})
+	reg := prometheus.NewRegistry()
+	store := db.New(c.etcd, db.Config{Logger: logger, Registerer: reg})
 	callbacks := NewTaskCallbacks(store, o.callbacks, nil, logger)
 	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: logger})
 	var tc *tls.Config
@@ -77,7 +80,7 @@ func (c *testCluster) start(o bbsOptions) *testBBS {
 		wg.Wait()
 		callbacks.Close()
 	})
-	return &testBBS{addr: lis.Addr().String(), store: store, callbacks: callbacks}
+	return &testBBS{addr: lis.Addr().String(), store: store, callbacks: callbacks, metrics: reg}
 }
 
 // dial returns an mTLS client of b using the "client" certificate.

@@ -57,7 +57,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	} else {
 		r.logger.Warn("serving plaintext gRPC: anyone who reaches the port can change state")
 	}
-	store := db.New(r.etcd, db.Config{Prefix: r.cfg.KeyPrefix, MaxTaskRetries: r.cfg.MaxTaskRetries, Logger: r.logger})
+	store := db.New(r.etcd, db.Config{Prefix: r.cfg.KeyPrefix, MaxTaskRetries: r.cfg.MaxTaskRetries, Logger: r.logger, Registerer: r.reg})
 	callbacks := NewTaskCallbacks(store, CallbackConfig{Attempts: r.cfg.CallbackAttempts}, r.reg, r.logger)
 	defer callbacks.Close()
 	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: r.logger})

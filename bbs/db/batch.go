@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -29,7 +30,7 @@ const (
 	maxBatchBytes = 1 << 20
 	// maxCommitters is how many batches may be in flight at once; the
 	// batches themselves grow when etcd is slow.
-	maxCommitters = 4
+	maxCommitters = 2
 	// commitTimeout bounds one batch's etcd request.
 	commitTimeout = 30 * time.Second
 )
@@ -57,15 +58,42 @@ type txnOutcome struct {
 // committer goroutines start when work arrives and end when the queue is
 // empty, so it needs no Close.
 type batcher struct {
-	client *clientv3.Client
+	client  *clientv3.Client
+	metrics *batchMetrics
 
 	mu     sync.Mutex
 	queue  []*guardedTxn
 	active int
 }
 
-func newBatcher(client *clientv3.Client) *batcher {
-	return &batcher{client: client}
+func newBatcher(client *clientv3.Client, m *batchMetrics) *batcher {
+	return &batcher{client: client, metrics: m}
+}
+
+// batchMetrics describe group commit: how many transactions share an etcd
+// request, and how long the request takes.
+type batchMetrics struct {
+	size     prometheus.Histogram
+	duration prometheus.Histogram
+}
+
+func newBatchMetrics(reg prometheus.Registerer) *batchMetrics {
+	m := &batchMetrics{
+		size: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gavel_bbs_store_batch_size",
+			Help:    "Guarded transactions committed in one etcd request.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gavel_bbs_store_commit_duration_seconds",
+			Help:    "Latency of one group-commit etcd request.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.size, m.duration)
+	}
+	return m
 }
 
 // commit runs one guarded transaction (If cmps Then then Else els) as part
@@ -155,6 +183,11 @@ func overlaps(seen map[string]struct{}, keys []string) bool {
 func (b *batcher) send(batch []*guardedTxn) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
+	start := time.Now()
+	defer func() {
+		b.metrics.size.Observe(float64(len(batch)))
+		b.metrics.duration.Observe(time.Since(start).Seconds())
+	}()
 	if len(batch) == 1 {
 		t := batch[0]
 		resp, err := b.client.Txn(ctx).If(t.cmps...).Then(t.then...).Else(t.els...).Commit()

@@ -14,7 +14,7 @@ import (
 func TestBatchedTransactionsKeepTheirOwnGuards(t *testing.T) {
 	_, client, _ := newTestStore(t)
 	ctx := ctxT(t)
-	b := newBatcher(client)
+	b := newBatcher(client, newBatchMetrics(nil))
 	const n = 40
 	revs := make([]int64, n)
 	for i := range n {
@@ -72,7 +72,7 @@ func TestBatchedTransactionsKeepTheirOwnGuards(t *testing.T) {
 func TestBatchedTransactionsOnOneKeyAreSerialised(t *testing.T) {
 	_, client, _ := newTestStore(t)
 	ctx := ctxT(t)
-	b := newBatcher(client)
+	b := newBatcher(client, newBatchMetrics(nil))
 	for round := range 100 {
 		key := fmt.Sprintf("/t/same%d", round)
 		var wg sync.WaitGroup

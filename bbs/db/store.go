@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
@@ -43,6 +44,8 @@ type Config struct {
 	MaxTaskRetries int32
 	// Logger (slog.Default when nil).
 	Logger *slog.Logger
+	// Registerer takes the store's metrics (none registered when nil).
+	Registerer prometheus.Registerer
 }
 
 // Store is the etcd-backed BBS store. It is safe for concurrent use, and
@@ -77,7 +80,7 @@ func New(client *clientv3.Client, cfg Config) *Store {
 		maxTaskRetries: cfg.MaxTaskRetries,
 		logger:         cfg.Logger,
 		actuals:        newRowCache(1 << 20),
-		batch:          newBatcher(client),
+		batch:          newBatcher(client, newBatchMetrics(cfg.Registerer)),
 	}
 	if s.now == nil {
 		s.now = time.Now
