@@ -31,9 +31,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./bbs/...
 
 fuzz:
-	@for t in FuzzDecodeDesiredLRP FuzzDecodeDesiredLRPUpdate FuzzDecodeDesireTaskRequest FuzzUnmarshalActualLRP FuzzUnmarshalTask; do \
+	@for t in FuzzDecodeDesiredLRP FuzzDecodeDesiredLRPUpdate FuzzDecodeDesireTaskRequest FuzzUnmarshalActualLRP FuzzUnmarshalTask FuzzTruncate; do \
 		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test ./proto/models -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -parallel 2 || exit 1; \
+		$(GO) test ./proto/models -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s -parallel 2 || exit 1; \
 	done
 
 proto:
