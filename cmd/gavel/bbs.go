@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/tedsuo/ifrit"
 	"github.com/tedsuo/ifrit/grouper"
 	"github.com/tedsuo/ifrit/sigmon"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gavel-scheduler/gavel/bbs"
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
@@ -80,7 +82,7 @@ func bbsCommand() *cobra.Command {
 			reg := debugserver.NewRegistry()
 			members := grouper.Members{{Name: "bbs", Runner: bbs.NewRunner(cfg, etcd, reg, logger)}}
 			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, nil, logger)})
+				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, etcdHealth(etcd), logger)})
 			}
 			return runGroup(members)
 		},
@@ -88,6 +90,18 @@ func bbsCommand() *cobra.Command {
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
 	bbsFlags(cmd.Flags(), &cfg)
 	return cmd
+}
+
+// etcdHealth reports the BBS unhealthy while it cannot read from etcd.
+func etcdHealth(c *clientv3.Client) debugserver.HealthFunc {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := c.Get(ctx, "/gavel-health", clientv3.WithCountOnly()); err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		return nil
+	}
 }
 
 // runGroup runs members in order until SIGINT/SIGTERM, stopping them in

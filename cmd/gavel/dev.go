@@ -112,12 +112,13 @@ func runDev(ctx context.Context, o devOptions) error {
 	}); err != nil {
 		return fmt.Errorf("write client config: %w", err)
 	}
+	debug := debugserver.New(debugserver.Config{Address: o.debugAddress}, reg, etcdHealth(client), logger)
 	members := grouper.Members{
 		{Name: "bbs", Runner: bbsRunner},
-		{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: o.debugAddress}, reg, nil, logger)},
+		{Name: "debug", Runner: debug},
 		{Name: "banner", Runner: bannerRunner(func() {
 			fmt.Fprintf(os.Stderr, "gavel dev is up\n  BBS:           %s (mutual TLS)\n  etcd:          %s\n  debug:         http://%s/metrics\n  data dir:      %s\n  client config: %s\n  try:           gavel desired-lrps\n",
-				bbsRunner.Addr(), etcd.Endpoints()[0], o.debugAddress, dataDir, clientPath)
+				bbsRunner.Addr(), etcd.Endpoints()[0], debug.Addr(), dataDir, clientPath)
 		})},
 	}
 	return runGroup(members)

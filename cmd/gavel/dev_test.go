@@ -145,6 +145,10 @@ func TestDevRestartKeepsStateAndCLIWorksWithoutFlags(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics: %s", resp.Status)
 	}
+	if resp, err = http.Get("http://" + debug + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
 
 	p.stop(t)
 	p = startDev(t, home, args)
