@@ -13,4 +13,3 @@ func mustMarshal(tb testing.TB, m proto.Message) []byte {
 	}
 	return b
 }
-
