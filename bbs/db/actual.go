@@ -112,17 +112,28 @@ type mutateFunc func(cur *models.ActualLRP) (next *models.ActualLRP, extra []cli
 
 // mutateActual applies fn to one row in a transaction guarded by the row's
 // ModRevision, retrying on a lost race with the value the failed
-// transaction read back.
+// transaction read back. It starts from the cached row when there is one;
+// a decision to write nothing is only taken on a row fresh from etcd.
 func (s *Store) mutateActual(ctx context.Context, key string, fn mutateFunc) (before, after *models.ActualLRP, err error) {
 	var cur *models.ActualLRP
 	var rev int64
-	if c, ok := s.actuals.get(key); ok {
+	c, fromCache := s.actuals.get(key)
+	if fromCache {
 		cur, rev = c.lrp, c.rev
 	} else if cur, rev, err = s.readActual(ctx, key); err != nil {
 		return nil, nil, err
 	}
 	for range maxAttempts {
 		next, extra, err := fn(cur)
+		if err != nil && fromCache {
+			// A no-op or a refusal is not checked by any guard, so it must
+			// not rest on a cached row another BBS may have changed since.
+			fromCache = false
+			if cur, rev, err = s.readActual(ctx, key); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		if errors.Is(err, errNoChange) {
 			return cur, cur, nil
 		}

@@ -359,3 +359,53 @@ func TestConcurrentLifecycleKeepsRowsValid(t *testing.T) {
 		}
 	}
 }
+
+// A second BBS (another store) changes a row behind the first store's cache;
+// the first store must not answer a repeated claim or a heartbeat start from
+// its stale copy.
+func TestStaleCacheNeverDecidesANoOp(t *testing.T) {
+	s1, client, _ := newTestStore(t)
+	s2 := New(client, Config{})
+	ctx := ctxT(t)
+	if _, _, err := s1.DesireLRP(ctx, desired("app", 1)); err != nil {
+		t.Fatal(err)
+	}
+	key := &models.ActualLRPKey{ProcessGuid: "app", Index: 0, Domain: "apps"}
+	a := ik("a", "cell-a")
+	if _, _, err := s1.ClaimActualLRP(ctx, "app", 0, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s1.StartActualLRP(ctx, startReq("app", 0, a, 61000)); err != nil {
+		t.Fatal(err)
+	}
+	// Another BBS unclaims it (as convergence or evacuation would).
+	if _, _, err := s2.UnclaimActualLRP(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// The rep's heartbeat through the first BBS must put it back to RUNNING.
+	if _, after, err := s1.StartActualLRP(ctx, startReq("app", 0, a, 61000)); err != nil || after.State != models.ActualLRP_RUNNING {
+		t.Fatalf("heartbeat after a change elsewhere: %v %v", after, err)
+	}
+	if got := mustActual(t, s2, "app", 0, models.ActualLRP_ORDINARY); got.State != models.ActualLRP_RUNNING {
+		t.Fatalf("stored state %s, want RUNNING", got.State)
+	}
+	// Claimed by b through the second BBS; the first, whose cache says the
+	// row is RUNNING for a, must refuse a's claim only after reading it.
+	if _, _, err := s2.UnclaimActualLRP(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s2.ClaimActualLRP(ctx, "app", 0, ik("b", "cell-b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s1.ClaimActualLRP(ctx, "app", 0, a); !errors.Is(err, models.ErrActualLRPCannotBeClaimed) {
+		t.Fatalf("claim against a row claimed elsewhere: %v", err)
+	}
+	// Unclaimed again elsewhere: the first store's cache says CLAIMED by b,
+	// but the claim must succeed.
+	if _, _, err := s2.UnclaimActualLRP(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, after, err := s1.ClaimActualLRP(ctx, "app", 0, a); err != nil || after.CellID() != "cell-a" {
+		t.Fatalf("claim after unclaim elsewhere: %v %v", after, err)
+	}
+}
