@@ -61,6 +61,9 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	callbacks := NewTaskCallbacks(store, CallbackConfig{Attempts: r.cfg.CallbackAttempts}, r.reg, r.logger)
 	defer callbacks.Close()
 	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: r.logger})
+	// Deferred, so that on a normal stop it runs once the gRPC server has
+	// stopped and no handler streams from the hubs any more.
+	defer svc.Close()
 	srv, hs := NewGRPCServer(svc, tlsConfig, r.reg, r.logger)
 
 	lis, err := net.Listen("tcp", r.cfg.ListenAddress)

@@ -49,6 +49,13 @@ func NewServer(d ServerDeps) *Server {
 	}
 }
 
+// Close stops what the server runs beside its handlers: the event hubs and
+// their etcd watches. Call it once the gRPC server has stopped; streams
+// still open on a hub end with Unavailable.
+func (s *Server) Close() {
+	s.events.Close()
+}
+
 // requestTimeout bounds the follow-up calls a handler makes after its own
 // change is stored (auction requests, rep stops), so a slow peer does not
 // hold the client's call.

@@ -6,7 +6,8 @@
 // from the last position it processed and sees every change exactly once.
 //
 // derive.go holds the pure part (one etcd event in, stream events out);
-// stream.go runs the watch.
+// stream.go serves streams (Source) and runs private watches; hub.go shares
+// one watch among the subscribers of a Source.
 package events
 
 import (

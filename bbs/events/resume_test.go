@@ -150,123 +150,220 @@ func posLess(a, b *models.EventPosition) bool {
 	return a.GetRevision() < b.GetRevision() || (a.GetRevision() == b.GetRevision() && a.GetSeq() < b.GetSeq())
 }
 
-// TestLRPStreamResumeExactlyOnce is the contract of the stream: writers keep
-// writing single keys and multi-key transactions while a subscriber drops
-// its stream at random points (often in the middle of a transaction's
-// events) and resumes from the last position it processed. In the end it
-// must have seen exactly the events of an uninterrupted full-history watch,
-// each once and in order, and those must cover every change the writers
-// made.
-func TestLRPStreamResumeExactlyOnce(t *testing.T) {
-	src, cli := newSource(t)
-	start := currentRevision(t, cli)
-	const (
-		minReconnects   = 30
-		minMidRevisions = 5
-	)
+// writers runs lrpWriters, each on its own process guids, until halted.
+type writers struct {
+	ws   []*lrpWriter
+	stop atomic.Bool
+	wg   sync.WaitGroup
+	errs chan error
+}
 
-	// The reference: a raw etcd watch over the whole history since start,
-	// derived and numbered here, independently of Source.
-	type refEvent struct {
-		pos *models.EventPosition
-		ev  *models.LRPEvent
-	}
-	var (
-		refMu   sync.Mutex
-		ref     []refEvent
-		refKeys = map[keyRev]bool{}
-		refErr  error
-	)
-	refCtx, refCancel := context.WithCancel(context.Background())
-	refDone := make(chan struct{})
-	go func() {
-		defer close(refDone)
-		var rev int64
-		var seq uint32
-		for resp := range cli.Watch(refCtx, src.Keys.LRP(), clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(start+1)) {
-			for _, ev := range resp.Events {
-				evs, err := DeriveLRP(src.Keys, ev)
-				refMu.Lock()
-				if err != nil && refErr == nil {
-					refErr = err
-				}
-				if ev.Kv.ModRevision != rev {
-					rev, seq = ev.Kv.ModRevision, 0
-				}
-				refKeys[keyRev{string(ev.Kv.Key), rev}] = true
-				for _, e := range evs {
-					ref = append(ref, refEvent{&models.EventPosition{Revision: rev, Seq: seq}, e})
-					seq++
-				}
-				refMu.Unlock()
-			}
-		}
-	}()
-	defer func() { refCancel(); <-refDone }()
-
-	// The writers.
-	var stopWriters atomic.Bool
-	var writersWG sync.WaitGroup
-	writers := make([]*lrpWriter, 4)
-	writeErrs := make(chan error, len(writers))
-	for i := range writers {
-		w := &lrpWriter{keys: src.Keys, cli: cli, rng: rand.New(rand.NewPCG(uint64(i), 42)), name: fmt.Sprintf("w%d", i), state: map[string]proto.Message{}}
-		writers[i] = w
-		writersWG.Add(1)
+func startWriters(tb testing.TB, src *Source, cli *clientv3.Client, n int, seed uint64) *writers {
+	w := &writers{errs: make(chan error, n)}
+	for i := range n {
+		lw := &lrpWriter{keys: src.Keys, cli: cli, rng: rand.New(rand.NewPCG(seed+uint64(i), 42)), name: fmt.Sprintf("w%d", i), state: map[string]proto.Message{}}
+		w.ws = append(w.ws, lw)
+		w.wg.Add(1)
 		go func() {
-			defer writersWG.Done()
-			for !stopWriters.Load() {
-				if err := w.step(context.Background()); err != nil {
-					writeErrs <- err
+			defer w.wg.Done()
+			for !w.stop.Load() {
+				if err := lw.step(context.Background()); err != nil {
+					w.errs <- err
 					return
 				}
 			}
 		}()
 	}
+	tb.Cleanup(func() { w.stop.Store(true); w.wg.Wait() })
+	return w
+}
 
-	// The subscriber.
-	var (
-		subMu       sync.Mutex
-		seen        []*models.LRPEvent
-		last        = afterList(start)
-		reconnects  int
-		midRevision int
-		subErr      error
-	)
-	errDisconnect := errors.New("subscriber hung up")
-	var settle atomic.Bool // set once enough reconnects happened
-	subCtx, subCancel := context.WithCancel(context.Background())
-	subDone := make(chan struct{})
+// halt stops the writers and returns every change they made.
+func (w *writers) halt(tb testing.TB) []keyRev {
+	tb.Helper()
+	w.stop.Store(true)
+	w.wg.Wait()
+	select {
+	case err := <-w.errs:
+		tb.Fatalf("writer: %v", err)
+	default:
+	}
+	var all []keyRev
+	for _, lw := range w.ws {
+		all = append(all, lw.log...)
+	}
+	return all
+}
+
+// refEvent is one event of the reference history.
+type refEvent struct {
+	pos *models.EventPosition
+	ev  *models.LRPEvent
+}
+
+// reference is a raw etcd watch over the whole history since a revision,
+// derived and numbered by the test itself, independently of Source: the
+// sequence every stream must reproduce.
+type reference struct {
+	mu      sync.Mutex
+	events  []refEvent
+	changes map[keyRev]bool
+	err     error
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func startReference(tb testing.TB, cli *clientv3.Client, keys db.Keys, start int64) *reference {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &reference{changes: map[keyRev]bool{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(subDone)
-		rng := rand.New(rand.NewPCG(7, 7))
+		defer close(r.done)
+		var rev int64
+		var seq uint32
+		for resp := range cli.Watch(ctx, keys.LRP(), clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(start+1)) {
+			for _, ev := range resp.Events {
+				evs, err := DeriveLRP(keys, ev)
+				r.mu.Lock()
+				if err != nil && r.err == nil {
+					r.err = err
+				}
+				if ev.Kv.ModRevision != rev {
+					rev, seq = ev.Kv.ModRevision, 0
+				}
+				r.changes[keyRev{string(ev.Kv.Key), rev}] = true
+				for _, e := range evs {
+					r.events = append(r.events, refEvent{&models.EventPosition{Revision: rev, Seq: seq}, e})
+					seq++
+				}
+				r.mu.Unlock()
+			}
+		}
+	}()
+	tb.Cleanup(r.stop)
+	return r
+}
+
+func (r *reference) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// state returns how many changes and events the reference has seen.
+func (r *reference) state() (changes, events int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.changes), len(r.events), r.err
+}
+
+// history returns the reference as a stream filtered to cellID would see
+// it: the kept events, renumbered per revision.
+func (r *reference) history(cellID string) []refEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []refEvent
+	var rev int64
+	var seq uint32
+	for _, re := range r.events {
+		if !MatchesCell(re.ev, cellID) {
+			continue
+		}
+		if re.pos.GetRevision() != rev {
+			rev, seq = re.pos.GetRevision(), 0
+		}
+		out = append(out, refEvent{&models.EventPosition{Revision: rev, Seq: seq}, re.ev})
+		seq++
+	}
+	return out
+}
+
+// checkChanges fails unless the reference holds exactly the changes made.
+func (r *reference) checkChanges(tb testing.TB, made []keyRev) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		tb.Fatal(r.err)
+	}
+	for _, kr := range made {
+		if !r.changes[kr] {
+			tb.Errorf("write %v missing from the watch history", kr)
+		}
+	}
+	if len(made) != len(r.changes) {
+		tb.Errorf("watch history has %d changes, writers made %d", len(r.changes), len(made))
+	}
+}
+
+// checkHistory fails unless got is exactly want: same events, same
+// positions, same order.
+func checkHistory(tb testing.TB, keys db.Keys, got []*models.LRPEvent, want []refEvent) {
+	tb.Helper()
+	if len(got) != len(want) {
+		tb.Fatalf("stream has %d events, history has %d", len(got), len(want))
+	}
+	for i, re := range want {
+		g := got[i]
+		if !proto.Equal(g.GetPosition(), re.pos) {
+			tb.Fatalf("event %d at %v, want %v", i, g.GetPosition(), re.pos)
+		}
+		w := proto.CloneOf(re.ev)
+		w.Position = re.pos
+		if !proto.Equal(g, w) {
+			tb.Fatalf("event %d (%s at %v) differs from history:\n got %v\nwant %v", i, eventKey(keys, g), re.pos, g, w)
+		}
+	}
+}
+
+// resumer is a subscriber that drops its stream at random points (often in
+// the middle of a transaction's events) and resumes from the last position
+// it processed, until told to settle, when it stays connected.
+type resumer struct {
+	mu          sync.Mutex
+	seen        []*models.LRPEvent
+	last        *models.EventPosition
+	reconnects  int
+	midRevision int
+	err         error
+
+	settle atomic.Bool
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startResumer(tb testing.TB, src *Source, after *models.EventPosition, cellID string, seed uint64) *resumer {
+	errDisconnect := errors.New("subscriber hung up")
+	subCtx, subCancel := context.WithCancel(context.Background())
+	r := &resumer{last: after, cancel: subCancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		rng := rand.New(rand.NewPCG(seed, 7))
 		for subCtx.Err() == nil {
 			ctx, cancel := context.WithCancel(subCtx)
-			subMu.Lock()
-			after := last
-			subMu.Unlock()
+			r.mu.Lock()
+			after := r.last
+			r.mu.Unlock()
 			limit := 1 + rng.IntN(60)
 			mode := rng.IntN(3)
-			if settle.Load() {
+			if r.settle.Load() {
 				mode = -1 // stay connected and catch up
 			}
 			var hangUp *time.Timer
 			hangUpAfter := time.Duration(rng.IntN(2000)) * time.Microsecond
 			n := 0
-			err := src.LRPEvents(ctx, &models.SubscribeLRPEventsRequest{After: after}, func(e *models.LRPEvent) error {
+			err := src.LRPEvents(ctx, &models.SubscribeLRPEventsRequest{After: after, CellId: cellID}, func(e *models.LRPEvent) error {
 				if err := ctx.Err(); err != nil {
 					return err // a gone client processes nothing more
 				}
-				subMu.Lock()
-				defer subMu.Unlock()
-				if !posLess(last, e.GetPosition()) {
-					subErr = fmt.Errorf("event at %v after having processed %v", e.GetPosition(), last)
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if r.last.GetRevision() > 0 && !posLess(r.last, e.GetPosition()) {
+					r.err = fmt.Errorf("event at %v after having processed %v", e.GetPosition(), r.last)
 				}
 				if n == 0 && e.GetPosition().GetRevision() == after.GetRevision() {
-					midRevision++
+					r.midRevision++
 				}
-				seen = append(seen, e)
-				last = e.GetPosition()
+				r.seen = append(r.seen, e)
+				r.last = e.GetPosition()
 				n++
 				if mode == 2 && n == 1 {
 					// Hang up from outside, at a moment unrelated to the
@@ -289,94 +386,92 @@ func TestLRPStreamResumeExactlyOnce(t *testing.T) {
 				hangUp.Stop()
 			}
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, errDisconnect) {
-				subMu.Lock()
-				subErr = fmt.Errorf("stream ended with %v", err)
-				subMu.Unlock()
+				r.mu.Lock()
+				r.err = fmt.Errorf("stream ended with %v", err)
+				r.mu.Unlock()
 				return
 			}
-			subMu.Lock()
-			reconnects++
-			subMu.Unlock()
+			r.mu.Lock()
+			r.reconnects++
+			r.mu.Unlock()
 		}
 	}()
-	defer func() { subCancel(); <-subDone }()
+	tb.Cleanup(r.stop)
+	return r
+}
 
-	subState := func() (int, int, int, error) {
-		subMu.Lock()
-		defer subMu.Unlock()
-		return len(seen), reconnects, midRevision, subErr
-	}
-	eventually(t, 60*time.Second, func() bool {
-		_, r, m, err := subState()
-		return err != nil || (r >= minReconnects && m >= minMidRevisions)
-	}, "subscriber did not reconnect %d times (%d mid-revision) while writers wrote", minReconnects, minMidRevisions)
-	stopWriters.Store(true)
-	settle.Store(true)
-	writersWG.Wait()
-	close(writeErrs)
-	for err := range writeErrs {
-		t.Fatalf("writer: %v", err)
-	}
-	end := currentRevision(t, cli)
-	var writes int
-	for _, w := range writers {
-		writes += len(w.log)
-	}
+func (r *resumer) stop() {
+	r.cancel()
+	<-r.done
+}
 
-	// Let both catch up with the last write: the reference has it when it
-	// has seen as many changes as were made.
-	eventuallyDescribe(t, 30*time.Second, func() bool {
-		refMu.Lock()
-		defer refMu.Unlock()
-		n, _, _, err := subState()
-		return err != nil || refErr != nil || (len(refKeys) >= writes && n >= len(ref))
-	}, func() string {
-		refMu.Lock()
-		defer refMu.Unlock()
-		n, r, m, err := subState()
-		return fmt.Sprintf("subscriber and reference did not reach revision %d: writes %d, reference changes %d events %d, subscriber events %d reconnects %d mid %d err %v",
-			end, writes, len(refKeys), len(ref), n, r, m, err)
-	})
-	subCancel()
-	<-subDone
-	refCancel()
-	<-refDone
+func (r *resumer) state() (events, reconnects, midRevision int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen), r.reconnects, r.midRevision, r.err
+}
 
-	n, r, m, err := subState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if refErr != nil {
-		t.Fatal(refErr)
-	}
-	t.Logf("%d events over %d revisions, %d reconnects (%d resumed mid-revision)", n, end-start, r, m)
+func (r *resumer) events() []*models.LRPEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*models.LRPEvent(nil), r.seen...)
+}
 
-	// Every change the writers made is in the reference, and nothing else.
-	for _, w := range writers {
-		for _, kr := range w.log {
-			if !refKeys[kr] {
-				t.Errorf("write %v missing from the watch history", kr)
+// TestLRPStreamResumeExactlyOnce is the contract of the stream: writers keep
+// writing single keys and multi-key transactions while a subscriber drops
+// its stream at random points and resumes from the last position it
+// processed. In the end it must have seen exactly the events of an
+// uninterrupted full-history watch, each once and in order, and those must
+// cover every change the writers made. It runs on a private watch, on a hub,
+// and on a hub whose ring is so small that resumes keep crossing between
+// the two paths.
+func TestLRPStreamResumeExactlyOnce(t *testing.T) {
+	for _, p := range []servePath{viaPrivate, viaHub, viaTinyHub} {
+		t.Run(p.String(), func(t *testing.T) {
+			src, cli := newSource(t, p)
+			start := currentRevision(t, cli)
+			const (
+				minReconnects   = 30
+				minMidRevisions = 5
+			)
+			ref := startReference(t, cli, src.Keys, start)
+			w := startWriters(t, src, cli, 4, 0)
+			sub := startResumer(t, src, afterList(start), "", 7)
+
+			eventually(t, 60*time.Second, func() bool {
+				_, r, m, err := sub.state()
+				return err != nil || (r >= minReconnects && m >= minMidRevisions)
+			}, "subscriber did not reconnect %d times (%d mid-revision) while writers wrote", minReconnects, minMidRevisions)
+			sub.settle.Store(true)
+			made := w.halt(t)
+			end := currentRevision(t, cli)
+
+			// Let both catch up with the last write: the reference has it
+			// when it has seen as many changes as were made.
+			eventuallyDescribe(t, 30*time.Second, func() bool {
+				changes, events, refErr := ref.state()
+				n, _, _, err := sub.state()
+				return err != nil || refErr != nil || (changes >= len(made) && n >= events)
+			}, func() string {
+				changes, events, refErr := ref.state()
+				n, r, m, err := sub.state()
+				return fmt.Sprintf("subscriber and reference did not reach revision %d: writes %d, reference changes %d events %d (err %v), subscriber events %d reconnects %d mid %d err %v",
+					end, len(made), changes, events, refErr, n, r, m, err)
+			})
+			sub.stop()
+			ref.stop()
+
+			n, r, m, err := sub.state()
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	if writes != len(refKeys) {
-		t.Errorf("watch history has %d changes, writers made %d", len(refKeys), writes)
-	}
-
-	// The subscriber saw exactly the reference, in order, with the same
-	// positions.
-	if len(seen) != len(ref) {
-		t.Fatalf("subscriber saw %d events, full history has %d", len(seen), len(ref))
-	}
-	for i, re := range ref {
-		got := seen[i]
-		if !proto.Equal(got.GetPosition(), re.pos) {
-			t.Fatalf("event %d at %v, want %v", i, got.GetPosition(), re.pos)
-		}
-		want := proto.CloneOf(re.ev)
-		want.Position = re.pos
-		if !proto.Equal(got, want) {
-			t.Fatalf("event %d (%s at %v) differs from history:\n got %v\nwant %v", i, eventKey(src.Keys, got), re.pos, got, want)
-		}
+			t.Logf("%d events over %d revisions, %d reconnects (%d resumed mid-revision); hub: %d served, %d uncovered, %d lagged",
+				n, end-start, r, m, src.stats.served.Load(), src.stats.uncovered.Load(), src.stats.lagged.Load())
+			ref.checkChanges(t, made)
+			checkHistory(t, src.Keys, sub.events(), ref.history(""))
+			if p == viaHub && src.stats.uncovered.Load()+src.stats.lagged.Load() > 0 {
+				t.Errorf("a hub with a large ring sent %d resumes and %d subscribers to private watches", src.stats.uncovered.Load(), src.stats.lagged.Load())
+			}
+		})
 	}
 }

@@ -40,14 +40,6 @@ func eventuallyDescribe(tb testing.TB, timeout time.Duration, cond func() bool, 
 	}
 }
 
-// newSource starts a fresh etcd for one test. Fsync is off: these tests
-// check behaviour, not write latency.
-func newSource(tb testing.TB) (*Source, *clientv3.Client) {
-	tb.Helper()
-	_, cli := etcdembed.StartForTestOpts(tb, etcdembed.Options{NoFsync: true})
-	return &Source{Client: cli, Keys: db.NewKeys("/events-test")}, cli
-}
-
 func currentRevision(tb testing.TB, cli *clientv3.Client) int64 {
 	tb.Helper()
 	resp, err := cli.Get(context.Background(), "/revision-probe")
@@ -166,8 +158,10 @@ func checkLRPEvents(t *testing.T, got []*models.LRPEvent, wants []want) {
 	}
 }
 
-func TestLRPStreamOrderAndPositions(t *testing.T) {
-	src, cli := newSource(t)
+func TestLRPStreamOrderAndPositions(t *testing.T) { forEachPath(t, testLRPStreamOrderAndPositions) }
+
+func testLRPStreamOrderAndPositions(t *testing.T, p servePath) {
+	src, cli := newSource(t, p)
 	k := src.Keys
 	start := currentRevision(t, cli)
 	c := collect(t, func(ctx context.Context, send func(*models.LRPEvent) error) error {
@@ -207,10 +201,13 @@ func TestLRPStreamOrderAndPositions(t *testing.T) {
 	if d := got[4].GetDesiredLrpChanged(); d.GetBefore().GetInstances() != 1 || d.GetAfter().GetInstances() != 2 {
 		t.Errorf("desired changed = %v, want instances 1 -> 2", d)
 	}
+	checkServedByHub(t, src, p)
 }
 
-func TestLRPStreamResumesMidRevision(t *testing.T) {
-	src, cli := newSource(t)
+func TestLRPStreamResumesMidRevision(t *testing.T) { forEachPath(t, testLRPStreamResumesMidRevision) }
+
+func testLRPStreamResumesMidRevision(t *testing.T, p servePath) {
+	src, cli := newSource(t, p)
 	k := src.Keys
 	start := currentRevision(t, cli)
 	var ops []clientv3.Op
@@ -237,10 +234,15 @@ func TestLRPStreamResumesMidRevision(t *testing.T) {
 			checkLRPEvents(t, c.waitFor(t, len(tt.want)), tt.want)
 		})
 	}
+	checkServedByHub(t, src, p)
 }
 
 func TestLRPStreamWithoutPositionStartsNow(t *testing.T) {
-	src, cli := newSource(t)
+	forEachPath(t, testLRPStreamWithoutPositionStartsNow)
+}
+
+func testLRPStreamWithoutPositionStartsNow(t *testing.T, p servePath) {
+	src, cli := newSource(t, p)
 	k := src.Keys
 	put(t, cli, k.SchedulingInfo("old"), schedInfo("old", 1))
 	c := collect(t, func(ctx context.Context, send func(*models.LRPEvent) error) error {
@@ -259,10 +261,13 @@ func TestLRPStreamWithoutPositionStartsNow(t *testing.T) {
 			t.Errorf("got event for %q written before the subscription", guid)
 		}
 	}
+	checkServedByHub(t, src, p)
 }
 
-func TestLRPStreamCellFilter(t *testing.T) {
-	src, cli := newSource(t)
+func TestLRPStreamCellFilter(t *testing.T) { forEachPath(t, testLRPStreamCellFilter) }
+
+func testLRPStreamCellFilter(t *testing.T, p servePath) {
+	src, cli := newSource(t, p)
 	k := src.Keys
 	start := currentRevision(t, cli)
 	sub := func(after *models.EventPosition) *collector[*models.LRPEvent] {
@@ -299,10 +304,13 @@ func TestLRPStreamCellFilter(t *testing.T) {
 		{r3, 0, "instance_removed"},
 		{r4, 0, "instance_changed"},
 	})
+	checkServedByHub(t, src, p)
 }
 
-func TestTaskStream(t *testing.T) {
-	src, cli := newSource(t)
+func TestTaskStream(t *testing.T) { forEachPath(t, testTaskStream) }
+
+func testTaskStream(t *testing.T, p servePath) {
+	src, cli := newSource(t, p)
 	k := src.Keys
 	start := currentRevision(t, cli)
 	c := collect(t, func(ctx context.Context, send func(*models.TaskEvent) error) error {
@@ -353,11 +361,14 @@ func TestTaskStream(t *testing.T) {
 		return src.TaskEvents(ctx, &models.SubscribeTaskEventsRequest{After: &models.EventPosition{Revision: r2, Seq: 0}}, send)
 	})
 	check(resumed.waitFor(t, 2), []tw{{r2, 1, "created", "t2"}, {r3, 0, "removed", "t1"}})
+	checkServedByHub(t, src, p)
 }
 
-func TestStreamCompacted(t *testing.T) {
-	src, cli := newSource(t)
-	k := src.Keys
+func TestStreamCompacted(t *testing.T) { forEachPath(t, testStreamCompacted) }
+
+func testStreamCompacted(t *testing.T, p servePath) {
+	_, cli := etcdembed.StartForTestOpts(t, etcdembed.Options{NoFsync: true})
+	k := db.NewKeys("/events-test")
 	early := put(t, cli, k.Task("t"), &models.Task{TaskGuid: "t"})
 	put(t, cli, k.SchedulingInfo("web"), schedInfo("web", 1))
 	for i := range 3 {
@@ -367,6 +378,10 @@ func TestStreamCompacted(t *testing.T) {
 	if _, err := cli.Compact(context.Background(), compactAt, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
+	// Hubs started now begin after the compaction: the positions are
+	// theirs to refuse too. (A hub started earlier would still hold the
+	// events and serve them; see TestHubOutlivesCompaction.)
+	src := sourceOn(t, cli, p)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -388,15 +403,20 @@ func TestStreamCompacted(t *testing.T) {
 			}
 		})
 	}
+	if p != viaPrivate && src.stats.uncovered.Load() != 2 {
+		t.Errorf("%d resumes from before the hubs' start went to private watches, want 2", src.stats.uncovered.Load())
+	}
 }
 
-func TestStreamEndsWhenEtcdGoesAway(t *testing.T) {
+func TestStreamEndsWhenEtcdGoesAway(t *testing.T) { forEachPath(t, testStreamEndsWhenEtcdGoesAway) }
+
+func testStreamEndsWhenEtcdGoesAway(t *testing.T, p servePath) {
 	srv, cli := etcdembed.StartForTestOpts(t, etcdembed.Options{NoFsync: true})
 	own, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &Source{Client: own, Keys: db.NewKeys("/events-test")}
+	src := sourceOn(t, own, p)
 	start := currentRevision(t, cli)
 	c := collect(t, func(ctx context.Context, send func(*models.TaskEvent) error) error {
 		return src.TaskEvents(ctx, &models.SubscribeTaskEventsRequest{After: afterList(start)}, send)
@@ -416,8 +436,10 @@ func TestStreamEndsWhenEtcdGoesAway(t *testing.T) {
 	}
 }
 
-func TestStreamReturnsSendError(t *testing.T) {
-	src, cli := newSource(t)
+func TestStreamReturnsSendError(t *testing.T) { forEachPath(t, testStreamReturnsSendError) }
+
+func testStreamReturnsSendError(t *testing.T, p servePath) {
+	src, cli := newSource(t, p)
 	start := currentRevision(t, cli)
 	put(t, cli, src.Keys.Task("t"), &models.Task{TaskGuid: "t"})
 	errGone := errors.New("client gone")
@@ -429,8 +451,10 @@ func TestStreamReturnsSendError(t *testing.T) {
 	}
 }
 
-func TestStreamContextDone(t *testing.T) {
-	src, _ := newSource(t)
+func TestStreamContextDone(t *testing.T) { forEachPath(t, testStreamContextDone) }
+
+func testStreamContextDone(t *testing.T, p servePath) {
+	src, _ := newSource(t, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := collect(t, func(_ context.Context, send func(*models.LRPEvent) error) error {
 		return src.LRPEvents(ctx, &models.SubscribeLRPEventsRequest{}, send)
@@ -447,11 +471,17 @@ func TestStreamContextDone(t *testing.T) {
 	}
 }
 
-// BenchmarkFanOut measures delivery to 10 concurrent subscribers, each on
-// its own etcd watch, while one writer commits 100-key transactions (one
-// op is one transaction). events/s/sub is the rate each subscriber
-// receives events at.
+// BenchmarkFanOut measures delivery to 10 concurrent subscribers, from one
+// hub or each on its own etcd watch, while one writer commits 100-key
+// transactions (one op is one transaction). events/s/sub is the rate each
+// subscriber receives events at.
 func BenchmarkFanOut(b *testing.B) {
+	for _, p := range []servePath{viaHub, viaPrivate} {
+		b.Run(p.String(), func(b *testing.B) { benchmarkFanOut(b, p) })
+	}
+}
+
+func benchmarkFanOut(b *testing.B, p servePath) {
 	const (
 		subscribers = 10
 		keysPerTxn  = 100
@@ -459,7 +489,8 @@ func BenchmarkFanOut(b *testing.B) {
 	// Fsync on, as in production: the writer's commit rate is part of
 	// what a subscriber can be fed.
 	_, cli := etcdembed.StartForTest(b)
-	src := &Source{Client: cli, Keys: db.NewKeys("/events-bench")}
+	src := &Source{Client: cli, Keys: db.NewKeys("/events-bench"), Logger: discardLogger, noHub: p == viaPrivate}
+	defer src.Close()
 	start := currentRevision(b, cli)
 
 	var received [subscribers]atomic.Int64
@@ -480,6 +511,11 @@ func BenchmarkFanOut(b *testing.B) {
 		}()
 	}
 	defer func() { cancel(); wg.Wait() }()
+	if p == viaHub {
+		// A hub that started after the first write would send every
+		// subscriber to a private watch.
+		eventually(b, 10*time.Second, func() bool { return src.stats.served.Load() == subscribers }, "subscribers did not start on the hub")
+	}
 
 	values := make([]string, keysPerTxn)
 	keys := make([]string, keysPerTxn)
