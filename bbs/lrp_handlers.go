@@ -349,10 +349,23 @@ func (s *Server) SetCellPresence(ctx context.Context, req *models.SetCellPresenc
 
 // SubscribeLRPEvents streams LRP events from the requested position.
 func (s *Server) SubscribeLRPEvents(req *models.SubscribeLRPEventsRequest, stream models.BBS_SubscribeLRPEventsServer) error {
-	return s.events.LRPEvents(stream.Context(), req, stream.Send)
+	ctx, cancel := s.streamContext(stream.Context())
+	defer cancel()
+	return s.closedAsUnavailable(s.events.LRPEvents(ctx, req, stream.Send))
 }
 
 // SubscribeTaskEvents streams task events from the requested position.
 func (s *Server) SubscribeTaskEvents(req *models.SubscribeTaskEventsRequest, stream models.BBS_SubscribeTaskEventsServer) error {
-	return s.events.TaskEvents(stream.Context(), req, stream.Send)
+	ctx, cancel := s.streamContext(stream.Context())
+	defer cancel()
+	return s.closedAsUnavailable(s.events.TaskEvents(ctx, req, stream.Send))
+}
+
+// closedAsUnavailable tells a client whose stream was ended by shutdown to
+// resume elsewhere, instead of reporting a cancellation it did not ask for.
+func (s *Server) closedAsUnavailable(err error) error {
+	if err != nil && s.closing.Err() != nil {
+		return models.NewError(models.TypeUnavailable, "BBS shutting down: resume the stream from the last position")
+	}
+	return err
 }

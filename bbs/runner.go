@@ -61,8 +61,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	callbacks := NewTaskCallbacks(store, CallbackConfig{Attempts: r.cfg.CallbackAttempts}, r.reg, r.logger)
 	defer callbacks.Close()
 	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: r.logger})
-	// Deferred, so that on a normal stop it runs once the gRPC server has
-	// stopped and no handler streams from the hubs any more.
+	// Closed when shutdown begins (below); deferred too for the error path.
 	defer svc.Close()
 	srv, hs := NewGRPCServer(svc, tlsConfig, r.reg, r.logger)
 
@@ -85,6 +84,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 		r.logger.Info("bbs stopping", "signal", sig.String())
 	}
 	hs.Shutdown()
+	svc.Close()
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	timeout := r.cfg.ShutdownTimeout.D()

@@ -20,6 +20,11 @@ type Server struct {
 	cells     CellClient
 	callbacks *TaskCallbacks
 	logger    *slog.Logger
+
+	// closing ends every event stream when the server shuts down: streams
+	// never end on their own, and a graceful stop waits for them.
+	closing context.Context
+	stop    context.CancelFunc
 }
 
 // ServerDeps are what a Server talks to. Auctions and Cells may be nil until
@@ -39,7 +44,10 @@ func NewServer(d ServerDeps) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	closing, stop := context.WithCancel(context.Background())
 	return &Server{
+		closing:   closing,
+		stop:      stop,
 		store:     d.Store,
 		events:    &events.Source{Client: d.Store.Client(), Keys: d.Store.Keys(), Logger: logger},
 		auctions:  d.Auctions,
@@ -49,11 +57,21 @@ func NewServer(d ServerDeps) *Server {
 	}
 }
 
-// Close stops what the server runs beside its handlers: the event hubs and
-// their etcd watches. Call it once the gRPC server has stopped; streams
-// still open on a hub end with Unavailable.
+// Close stops what the server runs beside its handlers: it ends every open
+// event stream (clients see Unavailable and resume elsewhere) and stops the
+// event hubs and their etcd watches. Call it when shutdown begins, before
+// the gRPC server's graceful stop, which would otherwise wait for streams
+// that never end.
 func (s *Server) Close() {
+	s.stop()
 	s.events.Close()
+}
+
+// streamContext is a stream's context, also ended when the server closes.
+func (s *Server) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.closing, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // requestTimeout bounds the follow-up calls a handler makes after its own
