@@ -186,7 +186,6 @@ func (t *tally) message(cells int, con *Constraint) string {
 	}
 }
 
-
 func placementTagsMessage(tags []string) string {
 	quoted := make([]string, len(tags))
 	for i, t := range tags {
