@@ -1,0 +1,209 @@
+package auctioneer
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+)
+
+// SimConfig describes a simulated cluster and workload for the in-process
+// auction engine.
+type SimConfig struct {
+	Cells int
+	Zones int
+	// Cell is each cell's capacity.
+	Cell Resources
+	// Instances is the total number of LRP instances to place.
+	Instances int
+	// Mix lists app shapes; apps are drawn from it in turn until Instances
+	// are desired.
+	Mix []AppShape
+	// BatchSize is how many instances one auction round places (the work
+	// that queues while a round runs); 0 places everything in one round.
+	BatchSize int
+	// Seed makes the workload (and so the run) reproducible.
+	Seed uint64
+	// Progress, if set, is called after each round.
+	Progress func(done, total int)
+}
+
+// AppShape is one kind of app in a simulated mix.
+type AppShape struct {
+	Instances int
+	MemoryMB  int32
+	DiskMB    int32
+}
+
+// DefaultMix is Diego's experiment mix: apps of 1–25 instances, 32 MB to
+// 1 GiB.
+var DefaultMix = []AppShape{
+	{Instances: 1, MemoryMB: 128, DiskMB: 256},
+	{Instances: 2, MemoryMB: 256, DiskMB: 512},
+	{Instances: 4, MemoryMB: 512, DiskMB: 1024},
+	{Instances: 10, MemoryMB: 64, DiskMB: 256},
+	{Instances: 25, MemoryMB: 32, DiskMB: 128},
+	{Instances: 3, MemoryMB: 1024, DiskMB: 2048},
+}
+
+// Validate names the first bad field.
+func (c SimConfig) Validate() error {
+	switch {
+	case c.Cells < 1:
+		return fmt.Errorf("cells: must be at least 1")
+	case c.Zones < 1 || c.Zones > c.Cells:
+		return fmt.Errorf("zones: must be between 1 and the number of cells")
+	case c.Instances < 0:
+		return fmt.Errorf("instances: must not be negative")
+	case c.Cell.MemoryMB < 1 || c.Cell.DiskMB < 1 || c.Cell.Containers < 1:
+		return fmt.Errorf("cell capacity: memory, disk and containers must be positive")
+	case len(c.Mix) == 0:
+		return fmt.Errorf("mix: at least one app shape")
+	case c.BatchSize < 0:
+		return fmt.Errorf("batch: must not be negative")
+	}
+	for i, a := range c.Mix {
+		if a.Instances < 1 || a.MemoryMB < 0 || a.DiskMB < 0 {
+			return fmt.Errorf("mix[%d]: instances must be positive, memory and disk not negative", i)
+		}
+	}
+	return nil
+}
+
+// SimReport is what a simulation measured.
+type SimReport struct {
+	Cells            int            `json:"cells"`
+	Zones            int            `json:"zones"`
+	Instances        int            `json:"instances"`
+	Placed           int            `json:"placed"`
+	Failed           int            `json:"failed"`
+	FailuresByReason map[string]int `json:"failures_by_reason"`
+	Rounds           int            `json:"rounds"`
+	WallSeconds      float64        `json:"wall_seconds"`
+	PlacementsPerSec float64        `json:"placements_per_second"`
+	CellMemoryMeanMB float64        `json:"cell_memory_mean_mb"`
+	CellMemoryStdDev float64        `json:"cell_memory_stddev_mb"`
+	CellMemoryMaxMB  float64        `json:"cell_memory_max_mb"`
+	InstancesPerZone map[string]int `json:"instances_per_zone"`
+	WorstAppZoneSkew int            `json:"worst_app_zone_skew"`
+}
+
+// Simulate places the workload on fresh cells, round after round, with the
+// real scheduling code, and measures the outcome.
+func Simulate(cfg SimConfig) (SimReport, error) {
+	if err := cfg.Validate(); err != nil {
+		return SimReport{}, err
+	}
+	cells := make([]*Cell, cfg.Cells)
+	for i := range cells {
+		cells[i] = &Cell{
+			ID: fmt.Sprintf("cell-%04d", i), Zone: fmt.Sprintf("z%d", i%cfg.Zones), Index: i,
+			RootFSProviders: map[string]RootFSProvider{"preloaded": {Stacks: []string{"sim"}}},
+			Total:           cfg.Cell, Available: cfg.Cell, LRPs: map[string]int{},
+		}
+	}
+	work := simWorkload(cfg)
+	batch := cfg.BatchSize
+	if batch == 0 {
+		batch = len(work)
+	}
+	rep := SimReport{Cells: cfg.Cells, Zones: cfg.Zones, Instances: len(work),
+		FailuresByReason: map[string]int{}, InstancesPerZone: map[string]int{}}
+	byID := make(map[string]*Cell, len(cells))
+	for _, c := range cells {
+		byID[c.ID] = c
+	}
+	appZones := map[string]map[string]int{}
+	start := time.Now()
+	for lo := 0; lo < len(work); lo += max(batch, 1) {
+		hi := min(lo+batch, len(work))
+		plan := Schedule(cells, work[lo:hi], nil)
+		rep.Rounds++
+		// Commit: the cells start the containers, which stop counting as
+		// starting once the round is over.
+		for _, p := range plan.LRPs {
+			c := byID[p.CellID]
+			c.Available.MemoryMB -= p.LRP.MemoryMB
+			c.Available.DiskMB -= p.LRP.DiskMB
+			c.Available.Containers--
+			c.LRPs[p.LRP.ProcessGuid]++
+			rep.InstancesPerZone[c.Zone]++
+			if appZones[p.LRP.ProcessGuid] == nil {
+				appZones[p.LRP.ProcessGuid] = map[string]int{}
+			}
+			appZones[p.LRP.ProcessGuid][c.Zone]++
+		}
+		rep.Placed += len(plan.LRPs)
+		rep.Failed += len(plan.FailedLRPs)
+		for _, f := range plan.FailedLRPs {
+			rep.FailuresByReason[f.Reason]++
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(hi, len(work))
+		}
+	}
+	wall := time.Since(start)
+	rep.WallSeconds = wall.Seconds()
+	if wall > 0 {
+		rep.PlacementsPerSec = float64(rep.Placed) / wall.Seconds()
+	}
+	used := make([]float64, len(cells))
+	for i, c := range cells {
+		used[i] = float64(c.Total.MemoryMB - c.Available.MemoryMB)
+	}
+	rep.CellMemoryMeanMB, rep.CellMemoryStdDev = meanStdDev(used)
+	rep.CellMemoryMaxMB = slices.Max(used)
+	zones := make([]string, 0, cfg.Zones)
+	for i := range cfg.Zones {
+		zones = append(zones, fmt.Sprintf("z%d", i))
+	}
+	for guid, byZone := range appZones {
+		if len(work) > 0 && instancesOf(work, guid) < cfg.Zones {
+			continue // an app smaller than the zone count cannot be even
+		}
+		lo, hi := math.MaxInt, 0
+		for _, z := range zones {
+			lo, hi = min(lo, byZone[z]), max(hi, byZone[z])
+		}
+		rep.WorstAppZoneSkew = max(rep.WorstAppZoneSkew, hi-lo)
+	}
+	return rep, nil
+}
+
+func instancesOf(work []LRP, guid string) int {
+	i := sort.Search(len(work), func(i int) bool { return work[i].ProcessGuid >= guid })
+	n := 0
+	for ; i < len(work) && work[i].ProcessGuid == guid; i++ {
+		n++
+	}
+	return n
+}
+
+// simWorkload builds the instances: apps drawn from the mix in a seeded
+// random order, sorted by guid (instancesOf relies on it).
+func simWorkload(cfg SimConfig) []LRP {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
+	var work []LRP
+	for a := 0; len(work) < cfg.Instances; a++ {
+		shape := cfg.Mix[rng.IntN(len(cfg.Mix))]
+		guid := fmt.Sprintf("app-%07d", a)
+		for i := 0; i < shape.Instances && len(work) < cfg.Instances; i++ {
+			work = append(work, LRP{ProcessGuid: guid, Index: int32(i), Domain: "sim",
+				MemoryMB: shape.MemoryMB, DiskMB: shape.DiskMB, Constraint: Constraint{RootFS: "preloaded:sim"}})
+		}
+	}
+	return work
+}
+
+func meanStdDev(xs []float64) (mean, sd float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	for _, x := range xs {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(xs)))
+}
