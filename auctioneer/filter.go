@@ -100,15 +100,30 @@ func shortfall(c *Cell, memoryMB, diskMB int32) Shortfall {
 
 // filter runs every filter in order and returns the first refusal.
 func filter(c *Cell, r rootFS, con *Constraint, memoryMB, diskMB int32) (Reason, Shortfall) {
+	return resourceFilter(c, staticFilter(c, r, con), memoryMB, diskMB)
+}
+
+// staticFilter runs the filters that depend only on the cell's fixed
+// properties, in Diego's order.
+func staticFilter(c *Cell, r rootFS, con *Constraint) Reason {
 	switch {
 	case c.Evacuating:
-		return ReasonEvacuating, Shortfall{}
+		return ReasonEvacuating
 	case !matchRootFS(c, r):
-		return ReasonRootFS, Shortfall{}
+		return ReasonRootFS
 	case !matchVolumeDrivers(c, con.VolumeDrivers):
-		return ReasonVolumeDrivers, Shortfall{}
+		return ReasonVolumeDrivers
 	case !matchPlacementTags(c, con.PlacementTags):
-		return ReasonPlacementTags, Shortfall{}
+		return ReasonPlacementTags
+	}
+	return ReasonNone
+}
+
+// resourceFilter finishes filtering after the static filters: a static
+// refusal stands, otherwise the cell must have the resources.
+func resourceFilter(c *Cell, static Reason, memoryMB, diskMB int32) (Reason, Shortfall) {
+	if static != ReasonNone {
+		return static, Shortfall{}
 	}
 	if s := shortfall(c, memoryMB, diskMB); s.Any() {
 		return ReasonResources, s

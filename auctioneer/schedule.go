@@ -89,19 +89,40 @@ func orderTasks(tasks []Task) []Task {
 // would make a batch quadratic).
 type zone struct {
 	name   string
-	cells  []*Cell
+	cells  []int // indices into scheduler.cells
 	counts map[string]int
 }
 
 type scheduler struct {
 	cells []*Cell
 	zones []*zone
+	// static caches, per distinct constraint, the outcome of the filters
+	// that do not depend on resources (evacuating, rootfs, drivers, tags)
+	// for every cell: a batch has few distinct constraints and many
+	// instances, and these checks were most of the per-cell cost.
+	static map[string][]Reason
+}
+
+// staticReasons returns, for each cell, why it can never take work with
+// this constraint (ReasonNone when it can, resources permitting).
+func (s *scheduler) staticReasons(con *Constraint) []Reason {
+	key := con.RootFS + "\x00" + strings.Join(con.PlacementTags, "\x01") + "\x00" + strings.Join(con.VolumeDrivers, "\x01")
+	if rs, ok := s.static[key]; ok {
+		return rs
+	}
+	r := parseRootFS(con.RootFS)
+	rs := make([]Reason, len(s.cells))
+	for i, c := range s.cells {
+		rs[i] = staticFilter(c, r, con)
+	}
+	s.static[key] = rs
+	return rs
 }
 
 func newScheduler(in []*Cell) *scheduler {
-	s := &scheduler{}
+	s := &scheduler{static: map[string][]Reason{}}
 	byName := map[string]*zone{}
-	for _, c := range in {
+	for i, c := range in {
 		cp := *c
 		cp.LRPs = make(map[string]int, len(c.LRPs))
 		for k, v := range c.LRPs {
@@ -114,7 +135,7 @@ func newScheduler(in []*Cell) *scheduler {
 			byName[cp.Zone] = z
 			s.zones = append(s.zones, z)
 		}
-		z.cells = append(z.cells, &cp)
+		z.cells = append(z.cells, i)
 		for guid, n := range cp.LRPs {
 			z.counts[guid] += n
 		}
@@ -205,7 +226,7 @@ func placementTagsMessage(tags []string) string {
 // the process (zones tied on that count are pooled), falling through to
 // busier zones only when the emptier ones have no room.
 func (s *scheduler) placeLRP(lrp *LRP, plan *Plan) {
-	r := parseRootFS(lrp.Constraint.RootFS)
+	static := s.staticReasons(&lrp.Constraint)
 	order := slices.Clone(s.zones)
 	slices.SortStableFunc(order, func(a, b *zone) int {
 		return cmp.Compare(a.counts[lrp.ProcessGuid], b.counts[lrp.ProcessGuid])
@@ -215,8 +236,9 @@ func (s *scheduler) placeLRP(lrp *LRP, plan *Plan) {
 	bestScore := 0.0
 	var why tally
 	for i, z := range order {
-		for _, c := range z.cells {
-			if reason, short := filter(c, r, &lrp.Constraint, lrp.MemoryMB, lrp.DiskMB); reason != ReasonNone {
+		for _, i := range z.cells {
+			c := s.cells[i]
+			if reason, short := resourceFilter(c, static[i], lrp.MemoryMB, lrp.DiskMB); reason != ReasonNone {
 				why.add(reason, short)
 				continue
 			}
@@ -241,12 +263,12 @@ func (s *scheduler) placeLRP(lrp *LRP, plan *Plan) {
 
 // placeTask picks the best cell for a task; tasks are not zone-balanced.
 func (s *scheduler) placeTask(task *Task, plan *Plan) {
-	r := parseRootFS(task.Constraint.RootFS)
+	static := s.staticReasons(&task.Constraint)
 	var best *Cell
 	bestScore := 0.0
 	var why tally
-	for _, c := range s.cells {
-		if reason, short := filter(c, r, &task.Constraint, task.MemoryMB, task.DiskMB); reason != ReasonNone {
+	for i, c := range s.cells {
+		if reason, short := resourceFilter(c, static[i], task.MemoryMB, task.DiskMB); reason != ReasonNone {
 			why.add(reason, short)
 			continue
 		}
