@@ -98,11 +98,6 @@ func shortfall(c *Cell, memoryMB, diskMB int32) Shortfall {
 	}
 }
 
-// filter runs every filter in order and returns the first refusal.
-func filter(c *Cell, r rootFS, con *Constraint, memoryMB, diskMB int32) (Reason, Shortfall) {
-	return resourceFilter(c, staticFilter(c, r, con), memoryMB, diskMB)
-}
-
 // staticFilter runs the filters that depend only on the cell's fixed
 // properties, in Diego's order.
 func staticFilter(c *Cell, r rootFS, con *Constraint) Reason {

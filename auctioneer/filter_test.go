@@ -56,7 +56,7 @@ func TestFilterReasons(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(c)
 			}
-			got, short := filter(c, parseRootFS(tc.con.RootFS), &tc.con, tc.mem, tc.disk)
+			got, short := resourceFilter(c, staticFilter(c, parseRootFS(tc.con.RootFS), &tc.con), tc.mem, tc.disk)
 			if got != tc.want || short != tc.short {
 				t.Fatalf("filter = %q %+v, want %q %+v", got, short, tc.want, tc.short)
 			}

@@ -285,11 +285,17 @@ func (s *scheduler) placeTask(task *Task, plan *Plan) {
 	plan.Tasks = append(plan.Tasks, TaskPlacement{Task: *task, CellID: best.ID})
 }
 
-// reserve takes the work's resources and a container slot on c, and counts
-// one more starting container.
+// reserve takes the work's resources on c and counts one more starting
+// container.
 func reserve(c *Cell, memoryMB, diskMB int32) {
+	take(c, memoryMB, diskMB)
+	c.StartingContainers++
+}
+
+// take subtracts memory, disk and one container slot from c's available
+// resources.
+func take(c *Cell, memoryMB, diskMB int32) {
 	c.Available.MemoryMB -= memoryMB
 	c.Available.DiskMB -= diskMB
 	c.Available.Containers--
-	c.StartingContainers++
 }

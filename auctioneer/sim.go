@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -104,7 +103,7 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 			Total:           cfg.Cell, Available: cfg.Cell, LRPs: map[string]int{},
 		}
 	}
-	work := simWorkload(cfg)
+	work, sizes := simWorkload(cfg)
 	batch := cfg.BatchSize
 	if batch == 0 {
 		batch = len(work)
@@ -125,9 +124,7 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 		// starting once the round is over.
 		for _, p := range plan.LRPs {
 			c := byID[p.CellID]
-			c.Available.MemoryMB -= p.LRP.MemoryMB
-			c.Available.DiskMB -= p.LRP.DiskMB
-			c.Available.Containers--
+			take(c, p.LRP.MemoryMB, p.LRP.DiskMB)
 			c.LRPs[p.LRP.ProcessGuid]++
 			rep.InstancesPerZone[c.Zone]++
 			if appZones[p.LRP.ProcessGuid] == nil {
@@ -160,7 +157,7 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 		zones = append(zones, fmt.Sprintf("z%d", i))
 	}
 	for guid, byZone := range appZones {
-		if len(work) > 0 && instancesOf(work, guid) < cfg.Zones {
+		if sizes[guid] < cfg.Zones {
 			continue // an app smaller than the zone count cannot be even
 		}
 		lo, hi := math.MaxInt, 0
@@ -172,29 +169,22 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 	return rep, nil
 }
 
-func instancesOf(work []LRP, guid string) int {
-	i := sort.Search(len(work), func(i int) bool { return work[i].ProcessGuid >= guid })
-	n := 0
-	for ; i < len(work) && work[i].ProcessGuid == guid; i++ {
-		n++
-	}
-	return n
-}
-
-// simWorkload builds the instances: apps drawn from the mix in a seeded
-// random order, sorted by guid (instancesOf relies on it).
-func simWorkload(cfg SimConfig) []LRP {
+// simWorkload builds the instances, apps drawn from the mix in a seeded
+// random order, and the number of instances of each app.
+func simWorkload(cfg SimConfig) ([]LRP, map[string]int) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
 	var work []LRP
+	sizes := map[string]int{}
 	for a := 0; len(work) < cfg.Instances; a++ {
 		shape := cfg.Mix[rng.IntN(len(cfg.Mix))]
 		guid := fmt.Sprintf("app-%07d", a)
 		for i := 0; i < shape.Instances && len(work) < cfg.Instances; i++ {
 			work = append(work, LRP{ProcessGuid: guid, Index: int32(i), Domain: "sim",
 				MemoryMB: shape.MemoryMB, DiskMB: shape.DiskMB, Constraint: Constraint{RootFS: "preloaded:sim"}})
+			sizes[guid]++
 		}
 	}
-	return work
+	return work, sizes
 }
 
 func meanStdDev(xs []float64) (mean, sd float64) {

@@ -245,9 +245,6 @@ func (s *Store) putIfAbsent(ctx context.Context, rows []*models.ActualLRP, guard
 			ops = append(ops, clientv3.OpPut(key, string(marshal(r))))
 			gets = append(gets, clientv3.OpGet(key, clientv3.WithCountOnly()))
 		}
-		if len(gets) > maxTxnOps {
-			gets = nil
-		}
 		resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Else(gets...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("create actual LRPs: %w", err)
@@ -259,9 +256,6 @@ func (s *Store) putIfAbsent(ctx context.Context, rows []*models.ActualLRP, guard
 			return rows, nil
 		}
 		// Either the guard failed or some slots are taken: keep the free ones.
-		if len(guard) > 0 && len(gets) == 0 {
-			return nil, models.NewError(models.TypeResourceConflict, "desired LRP changed while creating its instances")
-		}
 		free := rows[:0:0]
 		for i, r := range rows {
 			if resp.Responses[i].GetResponseRange().Count == 0 {

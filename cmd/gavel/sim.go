@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/gavel-scheduler/gavel/auctioneer"
+	"github.com/gavel-scheduler/gavel/internal/cli"
 )
 
 func simCommand() *cobra.Command {
@@ -36,8 +36,10 @@ are desired; --seed makes the run reproducible.`,
 			if cfg.Mix, err = parseMix(mix); err != nil {
 				return err
 			}
-			out, _ := cmd.Flags().GetString("output")
-			asJSON := out == "json" || (out == "" && !term.IsTerminal(int(os.Stdout.Fd())))
+			asJSON, err := cli.WantsJSON(cmd)
+			if err != nil {
+				return err
+			}
 			cfg.Progress = func(done, total int) {
 				fmt.Fprintf(os.Stderr, "\rplaced %d/%d instances", done, total)
 				if done == total {

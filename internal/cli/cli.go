@@ -102,10 +102,14 @@ const (
 )
 
 // format applies the -o flag, falling back to what suits stdout.
-func (a *app) format() (format, error) {
-	switch a.output {
+func (a *app) format() (format, error) { return resolveFormat(a.output, a.isTerminal) }
+
+// resolveFormat is the one rule for table versus JSON output: -o wins,
+// otherwise a table on a terminal and JSON lines elsewhere.
+func resolveFormat(output string, isTerminal bool) (format, error) {
+	switch output {
 	case "":
-		if a.isTerminal {
+		if isTerminal {
 			return formatTable, nil
 		}
 		return formatJSON, nil
@@ -114,8 +118,16 @@ func (a *app) format() (format, error) {
 	case "json":
 		return formatJSON, nil
 	default:
-		return 0, fmt.Errorf("--output %q: must be table or json", a.output)
+		return 0, fmt.Errorf("--output %q: must be table or json", output)
 	}
+}
+
+// WantsJSON tells another gavel command registered under the same root
+// whether to print JSON, by the CLI's own rule for -o and stdout.
+func WantsJSON(cmd *cobra.Command) (bool, error) {
+	output, _ := cmd.Flags().GetString("output")
+	f, err := resolveFormat(output, term.IsTerminal(int(os.Stdout.Fd())))
+	return f == formatJSON, err
 }
 
 // confirm tells a person at a terminal that a change went through. Scripts
