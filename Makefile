@@ -35,10 +35,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./bbs/events
 
 fuzz:
-	@for t in FuzzDecodeDesiredLRP FuzzDecodeDesiredLRPUpdate FuzzDecodeDesireTaskRequest FuzzUnmarshalActualLRP FuzzUnmarshalTask FuzzTruncate; do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test ./proto/models -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s -parallel 2 || exit 1; \
-	done
+	hack/fuzz.sh $(FUZZTIME)
 
 proto:
 	@hack/deps.sh proto
