@@ -63,16 +63,7 @@ func (a *ActualLRP) Validate() error {
 // Validate checks an auction request for some indices of one LRP.
 func (r *LRPStartRequest) Validate() error {
 	var v validator
-	v.guid("process_guid", r.GetProcessGuid())
-	v.domain("domain", r.GetDomain())
-	if len(r.GetIndices()) == 0 {
-		v.add("indices", "must not be empty")
-	}
-	for i, idx := range r.GetIndices() {
-		v.nonNegative(elem("indices", i), int64(idx))
-	}
-	v.placementConstraint("placement_constraint", r.GetPlacementConstraint())
-	v.resource("resource", r.GetResource())
+	v.lrpStartRequest("", r)
 	return v.err()
 }
 

@@ -34,10 +34,7 @@ func (c *CellPresence) Validate() error {
 // Validate checks an auction request for one task.
 func (r *TaskStartRequest) Validate() error {
 	var v validator
-	v.guid("task_guid", r.GetTaskGuid())
-	v.domain("domain", r.GetDomain())
-	v.placementConstraint("placement_constraint", r.GetPlacementConstraint())
-	v.resource("resource", r.GetResource())
+	v.taskStartRequest("", r)
 	return v.err()
 }
 
