@@ -11,11 +11,13 @@ set -euo pipefail
 
 group="${1:-test}"
 case "$group" in
-  # The BBS, CLI and store need only Go today. The container layer (runc,
-  # iptables, busybox-static) joins these lists with the Garden issue.
-  test) pkgs=() ;;
-  dev) pkgs=() ;;
-  proto) pkgs=(protobuf-compiler) ;;
+  # The Garden server drives runc, iptables and the kernel's bridge/veth
+  # (iproute2 for operators and tests that inspect links); busybox-static
+  # is the test and dev rootfs (internal/testrootfs), tar the stream-in/out
+  # fallback inspected by tests.
+  test) pkgs=(runc iptables iproute2 busybox-static) ;;
+  dev) pkgs=(runc iptables iproute2 busybox-static) ;;
+  proto) pkgs=(protobuf-compiler libprotobuf-dev) ;;
   *) echo "usage: $0 test|dev|proto" >&2; exit 2 ;;
 esac
 
