@@ -123,7 +123,7 @@ func (env Env) run(r *models.RunAction, pos, source string) Step {
 		spec.Limits.Nproc = rl.Nproc
 	}
 	step := Run{
-		Container: env.Container, Spec: spec, Reattach: env.Reattach,
+		Container: env.Container, Spec: spec, Reattach: env.Reattach, Detachable: true,
 		GracefulShutdown: env.GracefulShutdown, Logger: env.Logger,
 	}
 	if !r.GetSuppressLogOutput() && env.Logs != nil {

@@ -27,7 +27,11 @@ type Run struct {
 	// Reattach makes Run first attach to a live (or exited) process with
 	// Spec.ID, as left by a previous executor, and start it only if
 	// Garden does not know it.
-	Reattach         bool
+	Reattach bool
+	// Detachable leaves the process running when the context is
+	// cancelled with ErrDetached as its cause (the executor is shutting
+	// down and a successor will re-attach).
+	Detachable       bool
 	GracefulShutdown time.Duration
 	Logger           *slog.Logger
 }
@@ -63,6 +67,11 @@ func (r Run) Run(ctx context.Context) error {
 	case e := <-exited:
 		return r.result(ctx, e)
 	case <-ctx.Done():
+	}
+	if r.Detachable && errors.Is(context.Cause(ctx), ErrDetached) {
+		// The waiter goroutine ends with the process (or with the
+		// Garden connection); nobody is left to read its result.
+		return cancelled(ctx)
 	}
 	r.logger().Debug("stopping process", "process_id", proc.ID())
 	if err := proc.Signal(garden.SignalTerminate); err != nil {

@@ -149,3 +149,27 @@ func TestRunReattach(t *testing.T) {
 		t.Fatalf("%d processes started, want 2", n)
 	}
 }
+
+func TestRunDetachLeavesProcessRunning(t *testing.T) {
+	c := newFakeContainer()
+	r := Run{Container: c, Spec: garden.ProcessSpec{ID: "p1", Path: "block"}, Detachable: true}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.process("p1") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("process never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel(ErrDetached)
+	if err := <-done; !errors.Is(err, ErrCancelled) {
+		t.Fatalf("err = %v", err)
+	}
+	p := c.process("p1")
+	if len(p.gotSignals()) != 0 || p.exited() {
+		t.Fatalf("detached process was signalled: %v", p.gotSignals())
+	}
+	p.exit(0)
+}

@@ -47,6 +47,11 @@ type Container interface {
 // before it finished.
 var ErrCancelled = errors.New("cancelled")
 
+// ErrDetached, as the cause of a context's cancellation, tells Detachable
+// run steps to leave their processes running: the executor is going away
+// and a successor will re-attach to them.
+var ErrDetached = errors.New("executor detached")
+
 // cancelled returns ErrCancelled, annotated with the context's cause when
 // it is more than plain cancellation.
 func cancelled(ctx context.Context) error {
