@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gavel-scheduler/gavel/internal/config"
+	"github.com/gavel-scheduler/gavel/internal/etcdclient"
 )
 
 // Config is the BBS daemon's configuration. Every key can come from a YAML
@@ -16,12 +17,8 @@ type Config struct {
 	ListenAddress string `json:"listen_address"`
 	// DebugAddress serves /metrics, /debug/pprof and /healthz.
 	DebugAddress string `json:"debug_address"`
-	// EtcdEndpoints are the etcd client URLs.
-	EtcdEndpoints []string `json:"etcd_endpoints"`
-	// EtcdCACert, EtcdClientCert and EtcdClientKey enable TLS to etcd.
-	EtcdCACert     string `json:"etcd_ca_cert"`
-	EtcdClientCert string `json:"etcd_client_cert"`
-	EtcdClientKey  string `json:"etcd_client_key"`
+	// etcd_endpoints, etcd_ca_cert, etcd_client_cert, etcd_client_key.
+	etcdclient.Config
 	// KeyPrefix is the etcd key prefix of this gavel installation.
 	KeyPrefix string `json:"key_prefix"`
 	// CACert, ServerCert and ServerKey are the mutual TLS material of the API.
@@ -46,7 +43,7 @@ func DefaultConfig() Config {
 	return Config{
 		ListenAddress:    "127.0.0.1:8889",
 		DebugAddress:     "127.0.0.1:17017",
-		EtcdEndpoints:    []string{"http://127.0.0.1:2379"},
+		Config:           etcdclient.Default(),
 		KeyPrefix:        "/gavel/v1",
 		MaxTaskRetries:   3,
 		CallbackAttempts: 10,
@@ -75,11 +72,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("debug_address %q: %w", c.DebugAddress, err)
 		}
 	}
-	if len(c.EtcdEndpoints) == 0 {
-		return fmt.Errorf("etcd_endpoints: at least one endpoint is required")
-	}
-	if (c.EtcdClientCert == "") != (c.EtcdClientKey == "") {
-		return fmt.Errorf("etcd_client_cert and etcd_client_key: set both or neither")
+	if err := c.Config.Validate(); err != nil {
+		return err
 	}
 	if !strings.HasPrefix(c.KeyPrefix, "/") {
 		return fmt.Errorf("key_prefix %q: must start with /", c.KeyPrefix)

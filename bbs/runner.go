@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/gavel-scheduler/gavel/bbs/db"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
@@ -22,21 +21,36 @@ import (
 // bound, stopped gracefully (in-flight calls finish, streams end) on any
 // signal.
 type Runner struct {
-	cfg    Config
-	etcd   *clientv3.Client
-	reg    prometheus.Registerer
-	logger *slog.Logger
+	cfg      Config
+	etcd     *clientv3.Client
+	reg      prometheus.Registerer
+	logger   *slog.Logger
+	auctions AuctionRequester
+	cells    CellClient
 
 	mu   sync.Mutex
 	addr string
 }
 
+// RunnerOption sets what the BBS talks to beside etcd.
+type RunnerOption func(*Runner)
+
+// WithAuctioneer sends auction requests to a (the elected auctioneer).
+func WithAuctioneer(a AuctionRequester) RunnerOption { return func(r *Runner) { r.auctions = a } }
+
+// WithCells reaches the reps, to stop instances and cancel tasks.
+func WithCells(c CellClient) RunnerOption { return func(r *Runner) { r.cells = c } }
+
 // NewRunner returns a runner serving cfg over the given etcd client.
-func NewRunner(cfg Config, etcd *clientv3.Client, reg prometheus.Registerer, logger *slog.Logger) *Runner {
+func NewRunner(cfg Config, etcd *clientv3.Client, reg prometheus.Registerer, logger *slog.Logger, opts ...RunnerOption) *Runner {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Runner{cfg: cfg, etcd: etcd, reg: reg, logger: logger.With("component", "bbs")}
+	r := &Runner{cfg: cfg, etcd: etcd, reg: reg, logger: logger.With("component", "bbs")}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // Addr is the bound listen address once the runner is ready.
@@ -60,7 +74,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	store := db.New(r.etcd, db.Config{Prefix: r.cfg.KeyPrefix, MaxTaskRetries: r.cfg.MaxTaskRetries, Logger: r.logger, Registerer: r.reg})
 	callbacks := NewTaskCallbacks(store, CallbackConfig{Attempts: r.cfg.CallbackAttempts}, r.reg, r.logger)
 	defer callbacks.Close()
-	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: r.logger})
+	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Auctions: r.auctions, Cells: r.cells, Logger: r.logger})
 	// Closed when shutdown begins (below); deferred too for the error path.
 	defer svc.Close()
 	srv, hs := NewGRPCServer(svc, tlsConfig, r.reg, r.logger)
@@ -100,25 +114,4 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 }
 
 // DialEtcd connects to the configured etcd endpoints.
-func DialEtcd(ctx context.Context, cfg Config) (*clientv3.Client, error) {
-	ecfg := clientv3.Config{
-		Endpoints:   cfg.EtcdEndpoints,
-		DialTimeout: 5 * time.Second,
-		Context:     ctx,
-		Logger:      zap.NewNop(),
-		// Large lists (100k actual LRPs) exceed gRPC's 4 MiB default.
-		MaxCallRecvMsgSize: 512 << 20,
-	}
-	if cfg.EtcdCACert != "" {
-		tc, err := tlsutil.ClientConfig(cfg.EtcdCACert, cfg.EtcdClientCert, cfg.EtcdClientKey, "")
-		if err != nil {
-			return nil, fmt.Errorf("etcd tls: %w", err)
-		}
-		ecfg.TLS = tc
-	}
-	c, err := clientv3.New(ecfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.EtcdEndpoints, err)
-	}
-	return c, nil
-}
+func DialEtcd(ctx context.Context, cfg Config) (*clientv3.Client, error) { return cfg.Config.Dial(ctx) }
