@@ -19,6 +19,12 @@ const (
 	ReasonVolumeDrivers Reason = "volume drivers"
 	ReasonPlacementTags Reason = "placement tags"
 	ReasonResources     Reason = "resources"
+	// ReasonNoCells: no cell answered at all.
+	ReasonNoCells Reason = "no cells"
+	// ReasonRefused: the winning cell refused the work when it was sent
+	// (its state had changed since the auction read it), more times than
+	// the auctioneer retries.
+	ReasonRefused Reason = "refused by cell"
 )
 
 // Shortfall lists the resources a cell lacks for a piece of work.

@@ -19,16 +19,19 @@ type TaskPlacement struct {
 	CellID string
 }
 
-// LRPFailure is an instance no cell could take, with the reason.
+// LRPFailure is an instance no cell could take: the stage that stopped it
+// (Category, for metrics) and the message for the BBS (Reason).
 type LRPFailure struct {
-	LRP    LRP
-	Reason string
+	LRP      LRP
+	Category Reason
+	Reason   string
 }
 
-// TaskFailure is a task no cell could take, with the reason.
+// TaskFailure is a task no cell could take, as LRPFailure.
 type TaskFailure struct {
-	Task   Task
-	Reason string
+	Task     Task
+	Category Reason
+	Reason   string
 }
 
 // Plan is the outcome of scheduling one batch: what goes where, what could
@@ -174,7 +177,8 @@ func (t *tally) add(r Reason, s Shortfall) {
 
 // message explains a failed placement: the most specific stage any cell
 // reached wins (resources, then placement tags, volume drivers, rootfs).
-func (t *tally) message(cells int, con *Constraint) string {
+// It returns that stage and the message.
+func (t *tally) message(cells int, con *Constraint) (Reason, string) {
 	cellsWord := func(n int) string {
 		if n == 1 {
 			return "1 cell"
@@ -183,7 +187,7 @@ func (t *tally) message(cells int, con *Constraint) string {
 	}
 	switch {
 	case cells == 0:
-		return "no cells available"
+		return ReasonNoCells, "no cells available"
 	case t.resource > 0:
 		var parts []string
 		if t.slots > 0 {
@@ -195,15 +199,15 @@ func (t *tally) message(cells int, con *Constraint) string {
 		if t.memory > 0 {
 			parts = append(parts, "memory on "+cellsWord(t.memory))
 		}
-		return "insufficient resources: " + strings.Join(parts, ", ")
+		return ReasonResources, "insufficient resources: " + strings.Join(parts, ", ")
 	case t.reasons[ReasonPlacementTags] > 0:
-		return placementTagsMessage(con.PlacementTags)
+		return ReasonPlacementTags, placementTagsMessage(con.PlacementTags)
 	case t.reasons[ReasonVolumeDrivers] > 0:
-		return "found no compatible cell with required volume drivers"
+		return ReasonVolumeDrivers, "found no compatible cell with required volume drivers"
 	case t.reasons[ReasonRootFS] > 0:
-		return "found no compatible cell for required rootfs"
+		return ReasonRootFS, "found no compatible cell for required rootfs"
 	default:
-		return "found no compatible cell: every cell is evacuating"
+		return ReasonEvacuating, "found no compatible cell: every cell is evacuating"
 	}
 }
 
@@ -252,7 +256,8 @@ func (s *scheduler) placeLRP(lrp *LRP, plan *Plan) {
 		}
 	}
 	if best == nil {
-		plan.FailedLRPs = append(plan.FailedLRPs, LRPFailure{LRP: *lrp, Reason: why.message(len(s.cells), &lrp.Constraint)})
+		cat, msg := why.message(len(s.cells), &lrp.Constraint)
+		plan.FailedLRPs = append(plan.FailedLRPs, LRPFailure{LRP: *lrp, Category: cat, Reason: msg})
 		return
 	}
 	reserve(best, lrp.MemoryMB, lrp.DiskMB)
@@ -277,7 +282,8 @@ func (s *scheduler) placeTask(task *Task, plan *Plan) {
 		}
 	}
 	if best == nil {
-		plan.FailedTasks = append(plan.FailedTasks, TaskFailure{Task: *task, Reason: why.message(len(s.cells), &task.Constraint)})
+		cat, msg := why.message(len(s.cells), &task.Constraint)
+		plan.FailedTasks = append(plan.FailedTasks, TaskFailure{Task: *task, Category: cat, Reason: msg})
 		return
 	}
 	reserve(best, task.MemoryMB, task.DiskMB)

@@ -70,26 +70,33 @@ func TestFailureReasons(t *testing.T) {
 	cs[1].Available.DiskMB = 0
 	cs[2].Evacuating = true
 	cases := []struct {
-		name string
-		work LRP
-		want string
+		name     string
+		work     LRP
+		category Reason
+		want     string
 	}{
-		{"resources counted per cell", lrp("a", 0, 10), "insufficient resources: disk on 1 cell, memory on 2 cells"},
-		{"rootfs", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:windows"}}, "found no compatible cell for required rootfs"},
-		{"one tag", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox", PlacementTags: []string{"x"}}}, `found no compatible cell with placement tag "x"`},
-		{"three tags", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox", PlacementTags: []string{"a", "b", "c"}}}, `found no compatible cell with placement tags "a", "b" and "c"`},
-		{"drivers", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox", VolumeDrivers: []string{"nfs"}}}, "found no compatible cell with required volume drivers"},
+		{"resources counted per cell", lrp("a", 0, 10), ReasonResources, "insufficient resources: disk on 1 cell, memory on 2 cells"},
+		{"rootfs", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:windows"}}, ReasonRootFS, "found no compatible cell for required rootfs"},
+		{"one tag", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox", PlacementTags: []string{"x"}}}, ReasonPlacementTags, `found no compatible cell with placement tag "x"`},
+		{"three tags", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox", PlacementTags: []string{"a", "b", "c"}}}, ReasonPlacementTags, `found no compatible cell with placement tags "a", "b" and "c"`},
+		{"drivers", LRP{ProcessGuid: "a", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox", VolumeDrivers: []string{"nfs"}}}, ReasonVolumeDrivers, "found no compatible cell with required volume drivers"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := Schedule(cs, []LRP{tc.work}, nil)
-			if len(plan.FailedLRPs) != 1 || plan.FailedLRPs[0].Reason != tc.want {
-				t.Fatalf("plan %+v, want failure %q", plan, tc.want)
+			if len(plan.FailedLRPs) != 1 || plan.FailedLRPs[0].Reason != tc.want || plan.FailedLRPs[0].Category != tc.category {
+				t.Fatalf("plan %+v, want failure %q (%s)", plan, tc.want, tc.category)
 			}
 		})
 	}
-	if plan := Schedule(nil, []LRP{lrp("a", 0, 1)}, nil); plan.FailedLRPs[0].Reason != "no cells available" {
+	if plan := Schedule(nil, []LRP{lrp("a", 0, 1)}, nil); plan.FailedLRPs[0].Reason != "no cells available" || plan.FailedLRPs[0].Category != ReasonNoCells {
 		t.Fatalf("no cells: %+v", plan)
+	}
+	evacuating := cells(2, 1, 100, 100, 100)
+	evacuating[0].Evacuating, evacuating[1].Evacuating = true, true
+	if plan := Schedule(evacuating, nil, []Task{{TaskGuid: "t", MemoryMB: 1, Constraint: Constraint{RootFS: "preloaded:busybox"}}}); len(plan.FailedTasks) != 1 ||
+		plan.FailedTasks[0].Category != ReasonEvacuating || plan.FailedTasks[0].Reason != "found no compatible cell: every cell is evacuating" {
+		t.Fatalf("all evacuating: %+v", plan)
 	}
 	tagged := cells(1, 1, 100, 100, 100)
 	tagged[0].PlacementTags = []string{"gpu"}

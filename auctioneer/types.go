@@ -55,6 +55,8 @@ type LRP struct {
 	Constraint  Constraint
 	MemoryMB    int32
 	DiskMB      int32
+	// MaxPids is carried to the cell; scheduling does not use it.
+	MaxPids int32
 }
 
 // Task is one task to place.
@@ -64,4 +66,5 @@ type Task struct {
 	Constraint Constraint
 	MemoryMB   int32
 	DiskMB     int32
+	MaxPids    int32
 }

@@ -9,12 +9,14 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -388,4 +390,21 @@ func (w *logWriter) Write(b []byte) (int, error) {
 	}
 	w.logger.Log(context.Background(), level, string(line), "component", "memberlist")
 	return len(b), nil
+}
+
+// ReadKeyFile reads a gossip key: the base64 of 16, 24 or 32 random bytes
+// on one line (what `gavel certs` writes as gossip.key).
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("gossip key %s: not base64: %w", path, err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("gossip key %s: %d bytes, want 16, 24 or 32", path, n)
+	}
+	return key, nil
 }
