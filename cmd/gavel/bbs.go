@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -14,8 +15,11 @@ import (
 	"github.com/tedsuo/ifrit/sigmon"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/gavel-scheduler/gavel/auctioneer"
 	"github.com/gavel-scheduler/gavel/bbs"
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
+	"github.com/gavel-scheduler/gavel/rep"
 )
 
 // bbsFlags binds every BBS config key to a flag; a flag given on the command
@@ -23,10 +27,7 @@ import (
 func bbsFlags(fs *pflag.FlagSet, cfg *bbs.Config) {
 	fs.StringVar(&cfg.ListenAddress, "listen-address", cfg.ListenAddress, "gRPC listen address")
 	fs.StringVar(&cfg.DebugAddress, "debug-address", cfg.DebugAddress, "debug server address (/metrics, /debug/pprof, /healthz)")
-	fs.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", cfg.EtcdEndpoints, "etcd client URLs")
-	fs.StringVar(&cfg.EtcdCACert, "etcd-ca-cert", cfg.EtcdCACert, "CA certificate for TLS to etcd")
-	fs.StringVar(&cfg.EtcdClientCert, "etcd-client-cert", cfg.EtcdClientCert, "client certificate for TLS to etcd")
-	fs.StringVar(&cfg.EtcdClientKey, "etcd-client-key", cfg.EtcdClientKey, "client key for TLS to etcd")
+	cfg.Config.Flags(fs)
 	fs.StringVar(&cfg.KeyPrefix, "key-prefix", cfg.KeyPrefix, "etcd key prefix")
 	fs.StringVar(&cfg.CACert, "ca-cert", cfg.CACert, "CA certificate clients must be signed by")
 	fs.StringVar(&cfg.ServerCert, "server-cert", cfg.ServerCert, "server certificate")
@@ -80,7 +81,11 @@ func bbsCommand() *cobra.Command {
 			}
 			defer etcd.Close()
 			reg := debugserver.NewRegistry()
-			members := grouper.Members{{Name: "bbs", Runner: bbs.NewRunner(cfg, etcd, reg, logger)}}
+			peers, err := bbsPeers(cfg, etcd)
+			if err != nil {
+				return err
+			}
+			members := grouper.Members{{Name: "bbs", Runner: bbs.NewRunner(cfg, etcd, reg, logger, peers...)}}
 			if cfg.DebugAddress != "" {
 				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, etcdHealth(etcd), logger)})
 			}
@@ -90,6 +95,22 @@ func bbsCommand() *cobra.Command {
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
 	bbsFlags(cmd.Flags(), &cfg)
 	return cmd
+}
+
+// bbsPeers connects the BBS to the elected auctioneer and to the reps,
+// presenting the BBS's own certificate.
+func bbsPeers(cfg bbs.Config, etcd *clientv3.Client) ([]bbs.RunnerOption, error) {
+	var clientTLS *tls.Config
+	if !cfg.Insecure {
+		var err error
+		if clientTLS, err = tlsutil.ClientConfig(cfg.CACert, cfg.ServerCert, cfg.ServerKey, ""); err != nil {
+			return nil, fmt.Errorf("bbs client tls: %w", err)
+		}
+	}
+	return []bbs.RunnerOption{
+		bbs.WithAuctioneer(auctioneer.NewClient(etcd, auctioneer.ElectionKey(cfg.KeyPrefix), clientTLS)),
+		bbs.WithCells(rep.NewClient(clientTLS)),
+	}, nil
 }
 
 // etcdHealth reports the BBS unhealthy while it cannot read from etcd.

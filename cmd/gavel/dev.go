@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/tedsuo/ifrit/grouper"
 
+	"github.com/gavel-scheduler/gavel/auctioneer"
 	"github.com/gavel-scheduler/gavel/bbs"
 	"github.com/gavel-scheduler/gavel/internal/clientconfig"
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
@@ -20,6 +23,8 @@ import (
 type devOptions struct {
 	dataDir      string
 	bbsAddress   string
+	auctioneer   string
+	gossip       string
 	etcdClient   string
 	etcdPeer     string
 	debugAddress string
@@ -29,6 +34,8 @@ type devOptions struct {
 func devCommand() *cobra.Command {
 	o := devOptions{
 		bbsAddress:   "127.0.0.1:8889",
+		auctioneer:   "127.0.0.1:9016",
+		gossip:       "127.0.0.1:7946",
 		etcdClient:   "http://127.0.0.1:8897",
 		etcdPeer:     "http://127.0.0.1:8898",
 		debugAddress: "127.0.0.1:17017",
@@ -36,9 +43,10 @@ func devCommand() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the whole system in one process: embedded etcd and the BBS",
-		Long: `gavel dev runs an embedded etcd and the BBS in one process, with mutual TLS
-set up for you. On first start it creates a CA and certificates under the data
+		Short: "Run the whole system in one process: embedded etcd, the BBS and the auctioneer",
+		Long: `gavel dev runs an embedded etcd, the BBS and the auctioneer in one process,
+with mutual TLS set up for you. Cells join the auctioneer's gossip pool at
+--gossip-address. On first start it creates a CA and certificates under the data
 directory and writes DATA_DIR/client.json, which the gavel CLI reads by default,
 so "gavel desired-lrps" works with no flags. Data survives a restart.`,
 		Args: cobra.NoArgs,
@@ -47,11 +55,36 @@ so "gavel desired-lrps" works with no flags. Data survives a restart.`,
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default "+clientconfig.DefaultDataDir()+")")
 	f.StringVar(&o.bbsAddress, "bbs-address", o.bbsAddress, "BBS gRPC listen address")
+	f.StringVar(&o.auctioneer, "auctioneer-address", o.auctioneer, "auctioneer gRPC listen address")
+	f.StringVar(&o.gossip, "gossip-address", o.gossip, "gossip (memberlist) address cells join")
 	f.StringVar(&o.etcdClient, "etcd-client-url", o.etcdClient, "embedded etcd client URL")
 	f.StringVar(&o.etcdPeer, "etcd-peer-url", o.etcdPeer, "embedded etcd peer URL")
 	f.StringVar(&o.debugAddress, "debug-address", o.debugAddress, "debug server address")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	return cmd
+}
+
+// devAuctioneerConfig is the auctioneer of gavel dev: loopback, the dev
+// certificates, loopback gossip timings.
+func devAuctioneerConfig(o devOptions, certs tlsutil.Paths, etcdEndpoints []string) (auctioneer.Config, error) {
+	host, port, err := net.SplitHostPort(o.gossip)
+	if err != nil {
+		return auctioneer.Config{}, fmt.Errorf("--gossip-address %q: %w", o.gossip, err)
+	}
+	gossipPort, err := strconv.Atoi(port)
+	if err != nil {
+		return auctioneer.Config{}, fmt.Errorf("--gossip-address %q: bad port", o.gossip)
+	}
+	ac := certs.Components["auctioneer"]
+	cfg := auctioneer.DefaultConfig()
+	cfg.ListenAddress = o.auctioneer
+	cfg.EtcdEndpoints = etcdEndpoints
+	cfg.BBSAddress = o.bbsAddress
+	cfg.CACert, cfg.Cert, cfg.Key = certs.CACert, ac.Cert, ac.Key
+	cfg.GossipBindAddress, cfg.GossipBindPort, cfg.GossipLocal = host, gossipPort, true
+	cfg.DebugAddress = ""
+	cfg.LogLevel = o.logLevel
+	return cfg, cfg.Validate()
 }
 
 func runDev(ctx context.Context, o devOptions) error {
@@ -100,7 +133,17 @@ func runDev(ctx context.Context, o devOptions) error {
 		return err
 	}
 	reg := debugserver.NewRegistry()
-	bbsRunner := bbs.NewRunner(cfg, client, reg, logger)
+	peers, err := bbsPeers(cfg, client)
+	if err != nil {
+		return err
+	}
+	bbsRunner := bbs.NewRunner(cfg, client, reg, logger, peers...)
+
+	acfg, err := devAuctioneerConfig(o, certs, etcd.Endpoints())
+	if err != nil {
+		return err
+	}
+	auction := auctioneer.NewProcess(acfg, client, reg, logger)
 
 	clientCert := certs.Components["client"]
 	clientPath := filepath.Join(dataDir, "client.json")
@@ -115,10 +158,11 @@ func runDev(ctx context.Context, o devOptions) error {
 	debug := debugserver.New(debugserver.Config{Address: o.debugAddress}, reg, etcdHealth(client), logger)
 	members := grouper.Members{
 		{Name: "bbs", Runner: bbsRunner},
+		{Name: "auctioneer", Runner: auction},
 		{Name: "debug", Runner: debug},
 		{Name: "banner", Runner: bannerRunner(func() {
-			fmt.Fprintf(os.Stderr, "gavel dev is up\n  BBS:           %s (mutual TLS)\n  etcd:          %s\n  debug:         http://%s/metrics\n  data dir:      %s\n  client config: %s\n  try:           gavel desired-lrps\n",
-				bbsRunner.Addr(), etcd.Endpoints()[0], debug.Addr(), dataDir, clientPath)
+			fmt.Fprintf(os.Stderr, "gavel dev is up\n  BBS:           %s (mutual TLS)\n  auctioneer:    %s (gossip %s)\n  etcd:          %s\n  debug:         http://%s/metrics\n  data dir:      %s\n  client config: %s\n  try:           gavel desired-lrps\n",
+				bbsRunner.Addr(), auction.Addr(), auction.GossipAddr(), etcd.Endpoints()[0], debug.Addr(), dataDir, clientPath)
 		})},
 	}
 	return runGroup(members)

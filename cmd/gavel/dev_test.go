@@ -114,6 +114,8 @@ func TestDevRestartKeepsStateAndCLIWorksWithoutFlags(t *testing.T) {
 	debug := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := []string{
 		"--bbs-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--auctioneer-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--gossip-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--debug-address", debug,
@@ -128,6 +130,18 @@ func TestDevRestartKeepsStateAndCLIWorksWithoutFlags(t *testing.T) {
 	  "action":{"run":{"path":"/bin/httpd","args":["-f","-p","8080"],"user":"root"}}}`
 	if out, err := gavel(t, home, "create-desired-lrp", lrp); err != nil {
 		t.Fatalf("create-desired-lrp: %v %s", err, out)
+	}
+	// The auctioneer runs, and with no cell yet it says so on each instance.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := gavel(t, home, "actual-lrps", "-p", "web")
+		if err == nil && strings.Count(out, `"placement_error":"no cells available"`) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no placement error from the auctioneer: %v %s\n%s", err, out, p.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	task := `{"task_guid":"job-1","domain":"jobs","task_definition":{"rootfs":"preloaded:busybox","action":{"run":{"path":"/bin/true"}}}}`
 	if out, err := gavel(t, home, "create-task", task); err != nil {

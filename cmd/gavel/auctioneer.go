@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/tedsuo/ifrit/grouper"
+
+	"github.com/gavel-scheduler/gavel/auctioneer"
+	"github.com/gavel-scheduler/gavel/internal/debugserver"
+)
+
+// auctioneerFlags binds every auctioneer config key to a flag.
+func auctioneerFlags(fs *pflag.FlagSet, cfg *auctioneer.Config) {
+	fs.StringVar(&cfg.ListenAddress, "listen-address", cfg.ListenAddress, "gRPC listen address")
+	fs.StringVar(&cfg.AdvertiseAddress, "advertise-address", cfg.AdvertiseAddress, "address published in the election (default: the bound listen address)")
+	fs.StringVar(&cfg.DebugAddress, "debug-address", cfg.DebugAddress, "debug server address (/metrics, /debug/pprof, /healthz)")
+	cfg.Config.Flags(fs)
+	fs.StringVar(&cfg.KeyPrefix, "key-prefix", cfg.KeyPrefix, "etcd key prefix")
+	fs.StringVar(&cfg.BBSAddress, "bbs-address", cfg.BBSAddress, "BBS gRPC address (placement failures are reported there)")
+	fs.StringVar(&cfg.CACert, "ca-cert", cfg.CACert, "CA certificate")
+	fs.StringVar(&cfg.Cert, "cert", cfg.Cert, "certificate (served, and presented to the BBS and the reps)")
+	fs.StringVar(&cfg.Key, "key", cfg.Key, "key of the certificate")
+	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "serve and dial plaintext gRPC")
+	fs.DurationVar((*time.Duration)(&cfg.ElectionTTL), "election-ttl", cfg.ElectionTTL.D(), "longest a dead leader holds the election")
+	fs.DurationVar((*time.Duration)(&cfg.CellStateTimeout), "cell-state-timeout", cfg.CellStateTimeout.D(), "bound on each cell's state fetch")
+	fs.DurationVar((*time.Duration)(&cfg.CommunicationTimeout), "communication-timeout", cfg.CommunicationTimeout.D(), "bound on each Perform and BBS call")
+	fs.IntVar(&cfg.MaxAttempts, "max-attempts", cfg.MaxAttempts, "rounds a cell may refuse work before it is reported failed")
+	fs.StringVar(&cfg.GossipBindAddress, "gossip-bind-address", cfg.GossipBindAddress, "memberlist bind (and advertise) address")
+	fs.IntVar(&cfg.GossipBindPort, "gossip-bind-port", cfg.GossipBindPort, "memberlist port (0: any)")
+	fs.StringSliceVar(&cfg.GossipJoin, "gossip-join", cfg.GossipJoin, "memberlist seeds (host:port)")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file with the base64 gossip encryption key")
+	fs.BoolVar(&cfg.GossipLocal, "gossip-local", cfg.GossipLocal, "loopback failure-detection timings")
+	fs.DurationVar((*time.Duration)(&cfg.ShutdownTimeout), "shutdown-timeout", cfg.ShutdownTimeout.D(), "graceful stop limit")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+}
+
+func auctioneerCommand() *cobra.Command {
+	cfg := auctioneer.DefaultConfig()
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "auctioneer",
+		Short: "Run an auctioneer (active/standby through an etcd election)",
+		Long: `gavel auctioneer places LRP instances and tasks on cells in batched auctions.
+Run two or more: they elect one leader in etcd, the others wait on standby and
+one of them takes over within --election-ttl of the leader's death. The BBS
+finds the leader through the election. Cells are discovered through the gossip
+pool (--gossip-join), never read from the store per auction.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadWithFlags(cmd, configPath, auctioneer.LoadConfig, auctioneerFlags)
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			logger := newLogger(cfg.LogLevel)
+			etcd, err := cfg.Config.Dial(context.Background())
+			if err != nil {
+				return err
+			}
+			defer etcd.Close()
+			reg := debugserver.NewRegistry()
+			members := grouper.Members{{Name: "auctioneer", Runner: auctioneer.NewProcess(cfg, etcd, reg, logger)}}
+			if cfg.DebugAddress != "" {
+				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, etcdHealth(etcd), logger)})
+			}
+			return runGroup(members)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
+	auctioneerFlags(cmd.Flags(), &cfg)
+	return cmd
+}
