@@ -10,6 +10,7 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gavel-scheduler/gavel/executor/garden"
 )
@@ -268,4 +269,36 @@ func (p *fakeProcess) gotSignals() []garden.Signal {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]garden.Signal(nil), p.signals...)
+}
+
+// Backend methods, so that the fake can sit behind a real garden.Server and
+// the executor can be tested over the real client and wire protocol.
+
+func (g *fakeGarden) Start(context.Context) error { return nil }
+func (g *fakeGarden) Stop(context.Context) error  { return nil }
+
+func (g *fakeGarden) GraceTime(garden.Container) time.Duration { return 0 }
+
+func (g *fakeGarden) Lookup(ctx context.Context, handle string) (garden.Container, error) {
+	if c := g.container(handle); c != nil {
+		return c, nil
+	}
+	return nil, garden.ContainerNotFoundError{Handle: handle}
+}
+
+func (g *fakeGarden) BulkInfo(ctx context.Context, handles []string) (map[string]garden.ContainerInfoEntry, error) {
+	out := map[string]garden.ContainerInfoEntry{}
+	for _, h := range handles {
+		if c := g.container(h); c != nil {
+			info, _ := c.Info(ctx)
+			out[h] = garden.ContainerInfoEntry{Info: info}
+		} else {
+			out[h] = garden.ContainerInfoEntry{Err: garden.NewError(garden.ContainerNotFoundError{Handle: h})}
+		}
+	}
+	return out, nil
+}
+
+func (g *fakeGarden) BulkMetrics(ctx context.Context, handles []string) (map[string]garden.ContainerMetricsEntry, error) {
+	return map[string]garden.ContainerMetricsEntry{}, nil
 }
