@@ -50,10 +50,19 @@ func loadWithFlags[T any](cmd *cobra.Command, path string, load func(string) (T,
 	bind(fs, &cfg)
 	var ferr error
 	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if fs.Lookup(f.Name) != nil {
-			if err := fs.Set(f.Name, f.Value.String()); err != nil && ferr == nil {
-				ferr = err
-			}
+		target := fs.Lookup(f.Name)
+		if target == nil {
+			return
+		}
+		var err error
+		// A slice flag prints as "[a,b]"; copy its elements instead.
+		if from, ok := f.Value.(pflag.SliceValue); ok {
+			err = target.Value.(pflag.SliceValue).Replace(from.GetSlice())
+		} else {
+			err = target.Value.Set(f.Value.String())
+		}
+		if err != nil && ferr == nil {
+			ferr = fmt.Errorf("--%s: %w", f.Name, err)
 		}
 	})
 	return cfg, ferr

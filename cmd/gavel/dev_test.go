@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -47,19 +46,19 @@ func freePort(t *testing.T) int {
 // devProcess is one running `gavel dev`.
 type devProcess struct {
 	cmd *exec.Cmd
-	log *bytes.Buffer
+	log *lockedBuffer
 }
 
 func startDev(t *testing.T, home string, args []string) *devProcess {
 	t.Helper()
 	cmd := exec.Command(gavelBin, append([]string{"dev"}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "GAVEL_CONFIG=")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	log := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &devProcess{cmd: cmd, log: &log}
+	p := &devProcess{cmd: cmd, log: log}
 	t.Cleanup(func() { p.stop(t) })
 	return p
 }
