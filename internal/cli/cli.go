@@ -80,6 +80,8 @@ func (a *app) register(root *cobra.Command) {
 		a.setDomainCommand(),
 		a.cellsCommand(),
 		a.cellCommand(),
+		a.cellStatesCommand(),
+		a.cellStateCommand(),
 		a.lrpEventsCommand(),
 		a.taskEventsCommand(),
 	} {

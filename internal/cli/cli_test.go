@@ -344,7 +344,7 @@ func TestServerErrors(t *testing.T) {
 		{name: "retire unknown instance", inv: invocation{config: cfg, args: []string{"retire-actual-lrp", "web", "9"}}, wantErr: []string{"actual LRP web/9 not found"}},
 		{name: "unreachable", inv: invocation{config: deadCfg, args: []string{"cells"}}, wantErr: []string{"cannot reach the BBS at " + deadAddr, "hint:", deadCfg}},
 		{name: "stream unreachable fails at once", inv: invocation{config: deadCfg, args: []string{"task-events"}}, wantErr: []string{"cannot reach the BBS at " + deadAddr}},
-		{name: "unimplemented", inv: invocation{config: cfg, args: []string{"cells"}}, wantErr: []string{"does not support this call"}},
+		{name: "unimplemented", inv: invocation{config: cfg, args: []string{"domains"}}, wantErr: []string{"does not support this call"}},
 		{name: "missing config", inv: invocation{config: filepath.Join(t.TempDir(), "x.json"), args: []string{"cells"}}, wantErr: []string{"no client config at", "(from --config)"}},
 	}
 	for _, tt := range tests {
@@ -472,7 +472,7 @@ func TestRegisterAddsCommandsAndFlags(t *testing.T) {
 	for _, name := range []string{
 		"create-desired-lrp", "update-desired-lrp", "delete-desired-lrp", "desired-lrps", "desired-lrp",
 		"desired-lrp-scheduling-infos", "actual-lrps", "retire-actual-lrp", "create-task", "tasks", "task",
-		"cancel-task", "delete-task", "domains", "set-domain", "cells", "cell", "lrp-events", "task-events",
+		"cancel-task", "delete-task", "domains", "set-domain", "cells", "cell", "cell-states", "cell-state", "lrp-events", "task-events",
 	} {
 		if c, _, err := root.Find([]string{name}); err != nil || c.Name() != name {
 			t.Errorf("command %s not registered", name)

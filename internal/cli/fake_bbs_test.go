@@ -29,6 +29,7 @@ type fakeBBS struct {
 	// taskEvents are sent to every SubscribeTaskEvents stream whose After
 	// lies before them; the stream then stays open until the client leaves.
 	taskEvents []*models.TaskEvent
+	cells      []*models.CellPresence
 }
 
 func (f *fakeBBS) record(method string, req proto.Message) {
@@ -160,6 +161,21 @@ func (f *fakeBBS) SubscribeTaskEvents(req *models.SubscribeTaskEventsRequest, st
 	}
 	<-stream.Context().Done()
 	return stream.Context().Err()
+}
+
+func (f *fakeBBS) ListCells(_ context.Context, req *models.ListCellsRequest) (*models.ListCellsResponse, error) {
+	f.record("ListCells", req)
+	return &models.ListCellsResponse{Cells: f.cells}, nil
+}
+
+func (f *fakeBBS) GetCell(_ context.Context, req *models.GetCellRequest) (*models.GetCellResponse, error) {
+	f.record("GetCell", req)
+	for _, c := range f.cells {
+		if c.CellId == req.CellId {
+			return &models.GetCellResponse{Cell: c}, nil
+		}
+	}
+	return nil, models.ToStatus(models.NewError(models.TypeResourceNotFound, "cell %q is not present", req.CellId)).Err()
 }
 
 // serve starts f on a 127.0.0.1 listener (on addr, or a free port when addr
