@@ -33,6 +33,8 @@ bench:
 	$(GO) test -run '^$$' -bench 'ListActualLRPs100k' -benchtime 5x -count $(BENCHCOUNT) -timeout 30m ./bbs
 	$(GO) test -run '^$$' -bench 'EventFanOut' -benchtime 50000x -count $(BENCHCOUNT) -timeout 30m ./bbs
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./bbs/events
+	$(GO) test -run '^$$' -bench 'ScoreLRP|Schedule$$' -benchmem -count $(BENCHCOUNT) -timeout 30m ./auctioneer
+	$(GO) test -run '^$$' -bench 'Simulate' -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./auctioneer
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./executor ./executor/logs ./executor/download
 
 fuzz:

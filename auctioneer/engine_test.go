@@ -65,12 +65,8 @@ func startCell(t *testing.T, id, zone string, capacity *models.CellCapacity, con
 	return &testCell{id: id, addr: info.RepAddress, server: svc, containers: containers}
 }
 
-type staticCells []CellAddress
-
-func (s staticCells) Cells() []CellAddress { return s }
-
-func listOf(cells ...*testCell) staticCells {
-	var out staticCells
+func listOf(cells ...*testCell) staticList {
+	var out staticList
 	for _, c := range cells {
 		out = append(out, CellAddress{ID: c.id, Address: c.addr})
 	}
@@ -239,7 +235,7 @@ func TestEvacuatingAndMismatchedCellsSitOut(t *testing.T) {
 	defer reps.Close()
 	rec := newRecorder()
 	// The list says cell-x lives where cell-other answers.
-	cells := staticCells{{ID: "cell-evac", Address: evac.addr}, {ID: "cell-x", Address: other.addr}}
+	cells := staticList{{ID: "cell-evac", Address: evac.addr}, {ID: "cell-x", Address: other.addr}}
 	e := newTestEngine(cells, reps, rec, EngineConfig{})
 	e.AddLRPs([]*models.LRPStartRequest{startReq("web", 100, 0)})
 	res := e.Round(context.Background())

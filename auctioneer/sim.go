@@ -11,29 +11,31 @@ import (
 // SimConfig describes a simulated cluster and workload for the in-process
 // auction engine.
 type SimConfig struct {
-	Cells int
-	Zones int
+	Cells int `json:"cells"`
+	Zones int `json:"zones"`
 	// Cell is each cell's capacity.
-	Cell Resources
+	Cell Resources `json:"cell"`
 	// Instances is the total number of LRP instances to place.
-	Instances int
+	Instances int `json:"instances"`
 	// Mix lists app shapes; apps are drawn from it in turn until Instances
 	// are desired.
-	Mix []AppShape
+	Mix []AppShape `json:"mix"`
 	// BatchSize is how many instances one auction round places (the work
 	// that queues while a round runs); 0 places everything in one round.
-	BatchSize int
+	// Over gRPC it is how many instances each request to the auctioneer
+	// carries; the engine batches whatever queued while a round ran.
+	BatchSize int `json:"batch"`
 	// Seed makes the workload (and so the run) reproducible.
-	Seed uint64
+	Seed uint64 `json:"seed"`
 	// Progress, if set, is called after each round.
-	Progress func(done, total int)
+	Progress func(done, total int) `json:"-"`
 }
 
 // AppShape is one kind of app in a simulated mix.
 type AppShape struct {
-	Instances int
-	MemoryMB  int32
-	DiskMB    int32
+	Instances int   `json:"instances"`
+	MemoryMB  int32 `json:"memory_mb"`
+	DiskMB    int32 `json:"disk_mb"`
 }
 
 // DefaultMix is Diego's experiment mix: apps of 1–25 instances, 32 MB to
@@ -73,20 +75,28 @@ func (c SimConfig) Validate() error {
 
 // SimReport is what a simulation measured.
 type SimReport struct {
-	Cells            int            `json:"cells"`
-	Zones            int            `json:"zones"`
-	Instances        int            `json:"instances"`
-	Placed           int            `json:"placed"`
-	Failed           int            `json:"failed"`
+	// Mode is "engine" (scheduling in memory) or "grpc" (the auctioneer's
+	// API, engine and commit against reps over gRPC).
+	Mode      string `json:"mode"`
+	Cells     int    `json:"cells"`
+	Zones     int    `json:"zones"`
+	Instances int    `json:"instances"`
+	Placed    int    `json:"placed"`
+	Failed    int    `json:"failed"`
+	// Lost counts work whose commit failed in transport (grpc mode).
+	Lost             int            `json:"lost"`
 	FailuresByReason map[string]int `json:"failures_by_reason"`
 	Rounds           int            `json:"rounds"`
 	WallSeconds      float64        `json:"wall_seconds"`
 	PlacementsPerSec float64        `json:"placements_per_second"`
 	CellMemoryMeanMB float64        `json:"cell_memory_mean_mb"`
 	CellMemoryStdDev float64        `json:"cell_memory_stddev_mb"`
-	CellMemoryMaxMB  float64        `json:"cell_memory_max_mb"`
-	InstancesPerZone map[string]int `json:"instances_per_zone"`
-	WorstAppZoneSkew int            `json:"worst_app_zone_skew"`
+	// CellMemoryStdDevPct is the standard deviation of each cell's used
+	// share of its memory, in percentage points.
+	CellMemoryStdDevPct float64        `json:"cell_memory_stddev_pct"`
+	CellMemoryMaxMB     float64        `json:"cell_memory_max_mb"`
+	InstancesPerZone    map[string]int `json:"instances_per_zone"`
+	WorstAppZoneSkew    int            `json:"worst_app_zone_skew"`
 }
 
 // Simulate places the workload on fresh cells, round after round, with the
@@ -98,7 +108,7 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 	cells := make([]*Cell, cfg.Cells)
 	for i := range cells {
 		cells[i] = &Cell{
-			ID: fmt.Sprintf("cell-%04d", i), Zone: fmt.Sprintf("z%d", i%cfg.Zones), Index: i,
+			ID: fmt.Sprintf("cell-%04d", i), Zone: simZone(i % cfg.Zones), Index: i,
 			RootFSProviders: map[string]RootFSProvider{"preloaded": {Stacks: []string{"sim"}}},
 			Total:           cfg.Cell, Available: cfg.Cell, LRPs: map[string]int{},
 		}
@@ -108,7 +118,7 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 	if batch == 0 {
 		batch = len(work)
 	}
-	rep := SimReport{Cells: cfg.Cells, Zones: cfg.Zones, Instances: len(work),
+	rep := SimReport{Mode: "engine", Cells: cfg.Cells, Zones: cfg.Zones, Instances: len(work),
 		FailuresByReason: map[string]int{}, InstancesPerZone: map[string]int{}}
 	byID := make(map[string]*Cell, len(cells))
 	for _, c := range cells {
@@ -142,22 +152,44 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 		}
 	}
 	wall := time.Since(start)
+	results := make([]simCell, len(cells))
+	for i, c := range cells {
+		results[i] = simCell{zone: c.Zone, total: c.Total.MemoryMB, used: c.Total.MemoryMB - c.Available.MemoryMB}
+	}
+	rep.finish(wall, results, appZones, sizes)
+	return rep, nil
+}
+
+// simCell is one cell at the end of a simulation.
+type simCell struct {
+	zone        string
+	total, used int32
+}
+
+// finish fills in the measures of the end state: throughput, memory
+// spread, zone spread and the worst per-app zone skew.
+func (rep *SimReport) finish(wall time.Duration, cells []simCell, appZones map[string]map[string]int, sizes map[string]int) {
 	rep.WallSeconds = wall.Seconds()
 	if wall > 0 {
 		rep.PlacementsPerSec = float64(rep.Placed) / wall.Seconds()
 	}
 	used := make([]float64, len(cells))
+	share := make([]float64, len(cells))
 	for i, c := range cells {
-		used[i] = float64(c.Total.MemoryMB - c.Available.MemoryMB)
+		used[i] = float64(c.used)
+		if c.total > 0 {
+			share[i] = 100 * float64(c.used) / float64(c.total)
+		}
 	}
 	rep.CellMemoryMeanMB, rep.CellMemoryStdDev = meanStdDev(used)
+	_, rep.CellMemoryStdDevPct = meanStdDev(share)
 	rep.CellMemoryMaxMB = slices.Max(used)
-	zones := make([]string, 0, cfg.Zones)
-	for i := range cfg.Zones {
-		zones = append(zones, fmt.Sprintf("z%d", i))
+	zones := make([]string, 0, rep.Zones)
+	for i := range rep.Zones {
+		zones = append(zones, simZone(i))
 	}
 	for guid, byZone := range appZones {
-		if sizes[guid] < cfg.Zones {
+		if sizes[guid] < rep.Zones {
 			continue // an app smaller than the zone count cannot be even
 		}
 		lo, hi := math.MaxInt, 0
@@ -166,8 +198,9 @@ func Simulate(cfg SimConfig) (SimReport, error) {
 		}
 		rep.WorstAppZoneSkew = max(rep.WorstAppZoneSkew, hi-lo)
 	}
-	return rep, nil
 }
+
+func simZone(i int) string { return fmt.Sprintf("z%d", i) }
 
 // simWorkload builds the instances, apps drawn from the mix in a seeded
 // random order, and the number of instances of each app.

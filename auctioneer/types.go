@@ -2,9 +2,9 @@ package auctioneer
 
 // Resources are a cell's memory, disk and container slots.
 type Resources struct {
-	MemoryMB   int32
-	DiskMB     int32
-	Containers int32
+	MemoryMB   int32 `json:"memory_mb"`
+	DiskMB     int32 `json:"disk_mb"`
+	Containers int32 `json:"containers"`
 }
 
 // RootFSProvider says which rootfs URLs of one scheme a cell can run: any
