@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gavel-scheduler/gavel/internal/gossip"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 )
 
@@ -36,7 +37,8 @@ Running it again is safe: an existing CA is reused and existing certificates
 are kept, so only missing files are created. To reissue a certificate (for
 example with new hosts), delete its .crt and .key and run the command again.
 Copy ca.crt and a component's .crt/.key to each machine that runs it; ca.key
-stays with whoever issues certificates.`,
+stays with whoever issues certificates. gossip.key encrypts the gossip pool of
+cells and auctioneers: give the same file to each of them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -51,7 +53,20 @@ stays with whoever issues certificates.`,
 			if err != nil {
 				return err
 			}
-			return printCertPaths(cmd, paths, caExisted)
+			if err := printCertPaths(cmd, paths, caExisted); err != nil {
+				return err
+			}
+			keyPath := filepath.Join(dir, "gossip.key")
+			created, err := gossip.WriteKeyFile(keyPath)
+			if err != nil {
+				return err
+			}
+			state := "kept"
+			if created {
+				state = "created"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "gossip key %s (%s): pass it as gossip_key_file to every auctioneer and rep\n", keyPath, state)
+			return nil
 		},
 	}
 	f := cmd.Flags()

@@ -9,6 +9,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -407,4 +408,28 @@ func ReadKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("gossip key %s: %d bytes, want 16, 24 or 32", path, n)
 	}
 	return key, nil
+}
+
+// WriteKeyFile creates a gossip key file at path (mode 0600) unless one is
+// there already, and reports whether it created it.
+func WriteKeyFile(path string) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		_, err := ReadKeyFile(path)
+		return false, err
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("gossip key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return false, fmt.Errorf("gossip key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("gossip key: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, base64.StdEncoding.EncodeToString(key)); err != nil {
+		f.Close()
+		return false, fmt.Errorf("gossip key: %w", err)
+	}
+	return true, f.Close()
 }

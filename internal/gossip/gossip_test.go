@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -185,5 +186,35 @@ func TestEncryptedPoolRefusesStrangers(t *testing.T) {
 	}
 	if ids := cellIDs(seed); !slices.Equal(ids, []string{"cell-1"}) {
 		t.Fatalf("cells %v: a node with another key got in", ids)
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	path := t.TempDir() + "/gossip.key"
+	created, err := WriteKeyFile(path)
+	if err != nil || !created {
+		t.Fatalf("first write: %v %v", created, err)
+	}
+	key, err := ReadKeyFile(path)
+	if err != nil || len(key) != 32 {
+		t.Fatalf("read: %d bytes, %v", len(key), err)
+	}
+	created, err = WriteKeyFile(path)
+	if err != nil || created {
+		t.Fatalf("second write replaced the key: %v %v", created, err)
+	}
+	again, _ := ReadKeyFile(path)
+	if string(again) != string(key) {
+		t.Fatal("key changed")
+	}
+	bad := t.TempDir() + "/bad.key"
+	if err := os.WriteFile(bad, []byte("c2hvcnQ=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadKeyFile(bad); err == nil || !strings.Contains(err.Error(), "want 16, 24 or 32") {
+		t.Fatalf("short key: %v", err)
+	}
+	if _, err := WriteKeyFile(bad); err == nil {
+		t.Fatal("a bad existing key file was accepted")
 	}
 }
