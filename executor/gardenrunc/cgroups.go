@@ -1,0 +1,220 @@
+package gardenrunc
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/gavel-scheduler/gavel/executor/garden"
+)
+
+// cgroupPaths maps a cgroup v1 controller to a container's directory for
+// it. runc places a relative cgroupsPath under its own cgroup, which is the
+// server's: these are computed the same way and recorded with the
+// container, so a server restarted elsewhere still finds them.
+type cgroupPaths map[string]string
+
+// controllers gavel reads or cleans.
+var cgroupControllers = []string{"memory", "cpu", "cpuacct", "pids", "devices", "freezer", "blkio", "cpuset"}
+
+// ownCgroups returns, per controller, the mount point joined with the
+// server's own cgroup.
+func ownCgroups() (map[string]string, error) {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || parts[1] == "" {
+			continue
+		}
+		for _, ctl := range strings.Split(parts[1], ",") {
+			if m, ok := mounts[ctl]; ok {
+				own[ctl] = filepath.Join(m, parts[2])
+			}
+		}
+	}
+	return own, nil
+}
+
+// cgroupMounts maps v1 controllers to their mount points.
+func cgroupMounts() (map[string]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, fl := range fields {
+			if fl == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || len(fields) < sep+4 || fields[sep+1] != "cgroup" {
+			continue
+		}
+		for _, opt := range strings.Split(fields[sep+3], ",") {
+			out[opt] = fields[4]
+		}
+	}
+	return out, sc.Err()
+}
+
+// containerCgroups is where runc puts the cgroups of relative path rel.
+func containerCgroups(own map[string]string, rel string) cgroupPaths {
+	p := cgroupPaths{}
+	for _, ctl := range cgroupControllers {
+		if base, ok := own[ctl]; ok {
+			p[ctl] = filepath.Join(base, rel)
+		}
+	}
+	return p
+}
+
+func readUint(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(data))
+	if s == "max" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// parseKeyValues reads "key value" lines.
+func parseKeyValues(data []byte) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(" "))
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+		if err == nil {
+			out[string(k)] = n
+		}
+	}
+	return out
+}
+
+// memoryStat maps memory.stat onto Garden's stat, with the usage the
+// kernel weighs against the limit.
+func memoryStat(kv map[string]uint64) garden.ContainerMemoryStat {
+	s := garden.ContainerMemoryStat{
+		ActiveAnon: kv["active_anon"], ActiveFile: kv["active_file"], Cache: kv["cache"],
+		HierarchicalMemoryLimit: kv["hierarchical_memory_limit"], InactiveAnon: kv["inactive_anon"],
+		InactiveFile: kv["inactive_file"], MappedFile: kv["mapped_file"], Pgfault: kv["pgfault"],
+		Pgmajfault: kv["pgmajfault"], Pgpgin: kv["pgpgin"], Pgpgout: kv["pgpgout"], Rss: kv["rss"],
+		TotalActiveAnon: kv["total_active_anon"], TotalActiveFile: kv["total_active_file"],
+		TotalCache: kv["total_cache"], TotalInactiveAnon: kv["total_inactive_anon"],
+		TotalInactiveFile: kv["total_inactive_file"], TotalMappedFile: kv["total_mapped_file"],
+		TotalPgfault: kv["total_pgfault"], TotalPgmajfault: kv["total_pgmajfault"],
+		TotalPgpgin: kv["total_pgpgin"], TotalPgpgout: kv["total_pgpgout"], TotalRss: kv["total_rss"],
+		TotalUnevictable: kv["total_unevictable"], Unevictable: kv["unevictable"], Swap: kv["swap"],
+		HierarchicalMemswLimit: kv["hierarchical_memsw_limit"], TotalSwap: kv["total_swap"],
+	}
+	usage := int64(s.TotalRss + s.TotalCache + s.TotalSwap - min(s.TotalInactiveFile, s.TotalRss+s.TotalCache+s.TotalSwap))
+	if usage > 0 {
+		s.TotalUsageTowardLimit = uint64(usage)
+	}
+	return s
+}
+
+// userHZ is the unit of cpuacct.stat.
+const userHZ = 100
+
+// stats reads the container's cgroup metrics.
+func (p cgroupPaths) stats() (garden.ContainerMemoryStat, garden.ContainerCPUStat, garden.ContainerPidStat, error) {
+	var (
+		mem garden.ContainerMemoryStat
+		cpu garden.ContainerCPUStat
+		pid garden.ContainerPidStat
+	)
+	data, err := os.ReadFile(filepath.Join(p["memory"], "memory.stat"))
+	if err != nil {
+		return mem, cpu, pid, fmt.Errorf("memory stats: %w", err)
+	}
+	mem = memoryStat(parseKeyValues(data))
+	if cpu.Usage, err = readUint(filepath.Join(p["cpuacct"], "cpuacct.usage")); err != nil {
+		return mem, cpu, pid, fmt.Errorf("cpu stats: %w", err)
+	}
+	if data, err = os.ReadFile(filepath.Join(p["cpuacct"], "cpuacct.stat")); err == nil {
+		kv := parseKeyValues(data)
+		cpu.User = kv["user"] * (1e9 / userHZ)
+		cpu.System = kv["system"] * (1e9 / userHZ)
+	}
+	if pid.Current, err = readUint(filepath.Join(p["pids"], "pids.current")); err != nil {
+		return mem, cpu, pid, fmt.Errorf("pid stats: %w", err)
+	}
+	pid.Max, _ = readUint(filepath.Join(p["pids"], "pids.max"))
+	return mem, cpu, pid, nil
+}
+
+// oomKills counts the container's OOM kills.
+func (p cgroupPaths) oomKills() uint64 {
+	data, err := os.ReadFile(filepath.Join(p["memory"], "memory.oom_control"))
+	if err != nil {
+		return 0
+	}
+	return parseKeyValues(data)["oom_kill"]
+}
+
+// pids lists the container's processes (host pids).
+func (p cgroupPaths) pids() ([]int, error) {
+	data, err := os.ReadFile(filepath.Join(p["pids"], "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// exist lists the directories still present (leak checks, cleanup).
+func (p cgroupPaths) exist() []string {
+	var out []string
+	for _, d := range p {
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// remove deletes leftover (empty) cgroup directories.
+func (p cgroupPaths) remove() {
+	for _, d := range p {
+		_ = os.Remove(d)
+	}
+}
+
+// swapAccounting reports whether memsw files exist under base.
+func swapAccounting(own map[string]string) bool {
+	m, ok := own["memory"]
+	if !ok {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(m, "memory.memsw.limit_in_bytes"))
+	return err == nil
+}

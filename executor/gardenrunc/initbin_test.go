@@ -1,0 +1,51 @@
+package gardenrunc
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestInitBinaryReapsAndPauses runs garden-init on the host: it must stay
+// up (pause) until killed, and be named garden-init.
+func TestInitBinaryReapsAndPauses(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("built-in init is amd64 only")
+	}
+	path, err := installInit(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		comm, _ := os.ReadFile(filepath.Join("/proc", itoa(cmd.Process.Pid), "comm"))
+		status, _ := os.ReadFile(filepath.Join("/proc", itoa(cmd.Process.Pid), "status"))
+		if strings.TrimSpace(string(comm)) == "garden-init" && strings.Contains(string(status), "State:\tS") {
+			if !strings.Contains(string(status), "SigIgn:\t0000000000010000") {
+				t.Fatalf("SIGCHLD not ignored:\n%s", status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("garden-init not sleeping: comm %q", comm)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("garden-init exited: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
