@@ -395,7 +395,8 @@ func TestRestoreAdoptsContainers(t *testing.T) {
 		t.Fatalf("restored %d containers: %+v", len(list), list)
 	}
 	r, _ := second.GetContainer(ctx, "running")
-	if r.State != StateRunning || r.Tags["domain"] != "apps" || r.Resource.MemoryMB != 100 || r.RunInfo.Action.GetRun().GetPath() != "block" {
+	if r.State != StateRunning || r.Tags["domain"] != "apps" || r.Resource.MemoryMB != 100 || r.RunInfo.Action.GetRun().GetPath() != "block" ||
+		r.InternalIP != "10.254.0.2" || len(r.Ports) != 1 {
 		t.Fatalf("restored running container = %+v", r)
 	}
 	d, _ := second.GetContainer(ctx, "done")

@@ -35,6 +35,16 @@ func (e *Executor) restore(ctx context.Context) error {
 			}
 			continue
 		}
+		// The net info is read now, so a restored container answers
+		// GetContainer with its addresses at once.
+		if info, err := gc.Info(ctx); err == nil {
+			c.ExternalIP, c.InternalIP = info.ExternalIP, info.ContainerIP
+			for _, m := range info.MappedPorts {
+				c.Ports = append(c.Ports, PortMapping{ContainerPort: m.ContainerPort, HostPort: m.HostPort})
+			}
+		} else {
+			log.Warn("container info at restore", "error", err)
+		}
 		n := e.store.adopt(c, gc)
 		log.Info("container restored", "state", c.State)
 		if c.State == StateCompleted {
