@@ -3,6 +3,7 @@ package gardenrunc
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,11 +19,9 @@ import (
 // container, so a server restarted elsewhere still finds them.
 type cgroupPaths map[string]string
 
-// controllers gavel reads or cleans.
-var cgroupControllers = []string{"memory", "cpu", "cpuacct", "pids", "devices", "freezer", "blkio", "cpuset"}
-
-// ownCgroups returns, per controller, the mount point joined with the
-// server's own cgroup.
+// ownCgroups returns, per hierarchy (v1 controllers, "name=systemd" and
+// the like, "unified" for the v2 hierarchy), the mount point joined with
+// the server's own cgroup.
 func ownCgroups() (map[string]string, error) {
 	mounts, err := cgroupMounts()
 	if err != nil {
@@ -35,8 +34,11 @@ func ownCgroups() (map[string]string, error) {
 	own := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || parts[1] == "" {
+		if len(parts) != 3 {
 			continue
+		}
+		if parts[1] == "" {
+			parts[1] = "unified"
 		}
 		for _, ctl := range strings.Split(parts[1], ",") {
 			if m, ok := mounts[ctl]; ok {
@@ -65,11 +67,16 @@ func cgroupMounts() (map[string]string, error) {
 				break
 			}
 		}
-		if sep < 0 || len(fields) < sep+4 || fields[sep+1] != "cgroup" {
+		if sep < 0 || len(fields) < sep+4 {
 			continue
 		}
-		for _, opt := range strings.Split(fields[sep+3], ",") {
-			out[opt] = fields[4]
+		switch fields[sep+1] {
+		case "cgroup":
+			for _, opt := range strings.Split(fields[sep+3], ",") {
+				out[opt] = fields[4]
+			}
+		case "cgroup2":
+			out["unified"] = fields[4]
 		}
 	}
 	return out, sc.Err()
@@ -78,10 +85,8 @@ func cgroupMounts() (map[string]string, error) {
 // containerCgroups is where runc puts the cgroups of relative path rel.
 func containerCgroups(own map[string]string, rel string) cgroupPaths {
 	p := cgroupPaths{}
-	for _, ctl := range cgroupControllers {
-		if base, ok := own[ctl]; ok {
-			p[ctl] = filepath.Join(base, rel)
-		}
+	for ctl, base := range own {
+		p[ctl] = filepath.Join(base, rel)
 	}
 	return p
 }
@@ -202,11 +207,15 @@ func (p cgroupPaths) exist() []string {
 	return out
 }
 
-// remove deletes leftover (empty) cgroup directories.
-func (p cgroupPaths) remove() {
+// remove deletes the (empty) cgroup directories; missing ones are fine.
+func (p cgroupPaths) remove() error {
+	var errs []error
 	for _, d := range p {
-		_ = os.Remove(d)
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // swapAccounting reports whether memsw files exist under base.

@@ -9,7 +9,7 @@
 //
 // What it owns on the host, all named from Config.Tag so several servers
 // (or test runs) never collide: the depot and runc root directories, the
-// bridge <tag>br0 and veths <tag><n>, iptables chains <tag>-*, cgroups
+// bridge <tag>br0 and veths <tag>h<n>, iptables chains <tag>-*, cgroups
 // under <server's cgroup>/<Config.CgroupParent>/<tag>-<handle>.
 //
 // Limits and security: memory (+ swap when the kernel accounts it), CPU

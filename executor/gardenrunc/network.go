@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
@@ -57,7 +58,7 @@ func newNetwork(cfg Config) (*network, error) {
 func (n *network) chain(suffix string) string { return n.tag + "-" + suffix }
 
 // vethName is the host side of the container at pool offset off.
-func (n *network) vethName(off uint32) string { return fmt.Sprintf("%s%x", n.tag, off) }
+func (n *network) vethName(off uint32) string { return fmt.Sprintf("%sh%x", n.tag, off) }
 
 func (n *network) outChain(off uint32) string { return n.chain(fmt.Sprintf("o%x", off)) }
 func (n *network) natChain(off uint32) string { return n.chain(fmt.Sprintf("n%x", off)) }
@@ -219,48 +220,38 @@ func (n *network) teardown() error {
 }
 
 // attach gives the container whose init is pid its interface: a veth
-// pair with the host side on the bridge and the other side, renamed eth0,
-// addressed inside the container's network namespace.
+// pair with the host side on the bridge and the other side created
+// directly inside the container's network namespace as eth0 (creating it
+// there is much cheaper than moving it in), then addressed and routed.
 func (n *network) attach(pid int, ip net.IP, off uint32) error {
-	host, peer := n.vethName(off), n.vethName(off)+"c"
 	br, err := netlink.LinkByName(n.bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", n.bridge, err)
-	}
-	la := netlink.NewLinkAttrs()
-	la.Name, la.MTU, la.MasterIndex = host, n.mtu, br.Attrs().Index
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: peer}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return fmt.Errorf("create veth %s: %w", host, err)
-	}
-	if err := netlink.LinkSetIsolated(veth, true); err != nil {
-		return fmt.Errorf("isolate veth %s: %w", host, err)
-	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return fmt.Errorf("bring up veth %s: %w", host, err)
-	}
-	peerLink, err := netlink.LinkByName(peer)
-	if err != nil {
-		return err
-	}
-	if err := netlink.LinkSetNsPid(peerLink, pid); err != nil {
-		return fmt.Errorf("move veth into container: %w", err)
 	}
 	ns, err := netns.GetFromPid(pid)
 	if err != nil {
 		return fmt.Errorf("container netns: %w", err)
 	}
 	defer ns.Close()
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU, la.MasterIndex = n.vethName(off), n.mtu, br.Attrs().Index
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", la.Name, err)
+	}
+	if err := netlink.LinkSetIsolated(veth, true); err != nil {
+		return fmt.Errorf("isolate veth %s: %w", la.Name, err)
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return fmt.Errorf("bring up veth %s: %w", la.Name, err)
+	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in container: %w", err)
 	}
 	defer h.Close()
-	link, err := h.LinkByName(peer)
+	link, err := h.LinkByName("eth0")
 	if err != nil {
-		return err
-	}
-	if err := h.LinkSetName(link, "eth0"); err != nil {
 		return err
 	}
 	ones, _ := n.pool.network.Mask.Size()
@@ -283,15 +274,25 @@ func (n *network) attach(pid int, ip net.IP, off uint32) error {
 	return nil
 }
 
-// detach removes the container's veth (its peer goes with it) and its
-// chains; parts already gone are no error.
+// deleteVeth removes the container's veth (its peer goes with it). The
+// kernel also removes the pair when the container's network namespace
+// dies, possibly between these two calls. Deleting a link waits for an RCU
+// grace period (up to tens of milliseconds), which is why the backend does
+// this off the destroy path.
+func (n *network) deleteVeth(off uint32) error {
+	l, err := netlink.LinkByName(n.vethName(off))
+	if err != nil {
+		return nil
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("delete veth %s: %w", n.vethName(off), err)
+	}
+	return nil
+}
+
+// detach removes the container's chains; parts already gone are no error.
 func (n *network) detach(ip net.IP, off uint32, chains containerChains) error {
 	var errs []error
-	if l, err := netlink.LinkByName(n.vethName(off)); err == nil {
-		if err := netlink.LinkDel(l); err != nil {
-			errs = append(errs, fmt.Errorf("delete veth: %w", err))
-		}
-	}
 	if chains.NAT {
 		if err := n.ipt.DeleteIfExists("nat", n.chain("prerouting"), "-j", n.natChain(off)); err != nil {
 			errs = append(errs, err)

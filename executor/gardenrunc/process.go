@@ -171,7 +171,7 @@ func startProcess(r runcCLI, handle, id, dir string, tty *garden.TTYSpec, pio ga
 // awaitStart polls for the pid file, which runc writes only once the
 // process runs; runc exiting first means the start failed.
 func (p *process) awaitStart() error {
-	tick := 200 * time.Microsecond
+	tick := 100 * time.Microsecond
 	for {
 		if _, err := os.Stat(p.pidFile); err == nil {
 			return nil
@@ -183,7 +183,7 @@ func (p *process) awaitStart() error {
 			}
 			return p.startError()
 		case <-time.After(tick):
-			if tick < 10*time.Millisecond {
+			if tick < time.Millisecond {
 				tick *= 2
 			}
 		}

@@ -59,12 +59,18 @@ func (r runcCLI) run(ctx context.Context, id, bundle, pidFile string) error {
 	return nil
 }
 
-// delete kills and removes the container; a container runc does not know
-// is no error.
+// delete removes the container, killing it if it still runs; a container
+// runc does not know is no error.
 func (r runcCLI) delete(ctx context.Context, id string) error {
-	_, err := r.output(ctx, "delete", "--force", id)
+	_, err := r.output(ctx, "delete", id)
 	if err != nil && strings.Contains(err.Error(), "does not exist") {
 		return nil
+	}
+	if err != nil {
+		_, err = r.output(ctx, "delete", "--force", id)
+		if err != nil && strings.Contains(err.Error(), "does not exist") {
+			return nil
+		}
 	}
 	return err
 }
