@@ -986,6 +986,239 @@ func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
 	return file_proto_models_rep_proto_rawDescGZIP(), []int{13}
 }
 
+type EvacuateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvacuateRequest) Reset() {
+	*x = EvacuateRequest{}
+	mi := &file_proto_models_rep_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvacuateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvacuateRequest) ProtoMessage() {}
+
+func (x *EvacuateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_rep_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvacuateRequest.ProtoReflect.Descriptor instead.
+func (*EvacuateRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{14}
+}
+
+type EvacuateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// already_evacuating is set when the cell was evacuating before the call.
+	AlreadyEvacuating bool `protobuf:"varint,1,opt,name=already_evacuating,json=alreadyEvacuating,proto3" json:"already_evacuating,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *EvacuateResponse) Reset() {
+	*x = EvacuateResponse{}
+	mi := &file_proto_models_rep_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvacuateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvacuateResponse) ProtoMessage() {}
+
+func (x *EvacuateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_rep_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvacuateResponse.ProtoReflect.Descriptor instead.
+func (*EvacuateResponse) Descriptor() ([]byte, []int) {
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *EvacuateResponse) GetAlreadyEvacuating() bool {
+	if x != nil {
+		return x.AlreadyEvacuating
+	}
+	return false
+}
+
+type LogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// guid is the container's: an instance guid or a task guid.
+	Guid string `protobuf:"bytes,1,opt,name=guid,proto3" json:"guid,omitempty"`
+	// tail starts that many lines before the newest (0: all the cell holds).
+	Tail int32 `protobuf:"varint,2,opt,name=tail,proto3" json:"tail,omitempty"`
+	// follow keeps the stream open for new lines.
+	Follow        bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsRequest) Reset() {
+	*x = LogsRequest{}
+	mi := &file_proto_models_rep_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsRequest) ProtoMessage() {}
+
+func (x *LogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_rep_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
+func (*LogsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LogsRequest) GetGuid() string {
+	if x != nil {
+		return x.Guid
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetTail() int32 {
+	if x != nil {
+		return x.Tail
+	}
+	return 0
+}
+
+func (x *LogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+// LogLine is one captured line of a container's output.
+type LogLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Guid  string                 `protobuf:"bytes,1,opt,name=guid,proto3" json:"guid,omitempty"`
+	// seq numbers a container's lines without gaps; a jump means lines were
+	// dropped from the cell's bounded buffer.
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// timestamp is in ns.
+	Timestamp int64  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Source    string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// stream is "stdout" or "stderr".
+	Stream        string `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
+	Text          string `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogLine) Reset() {
+	*x = LogLine{}
+	mi := &file_proto_models_rep_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogLine) ProtoMessage() {}
+
+func (x *LogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_rep_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
+func (*LogLine) Descriptor() ([]byte, []int) {
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LogLine) GetGuid() string {
+	if x != nil {
+		return x.Guid
+	}
+	return ""
+}
+
+func (x *LogLine) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *LogLine) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *LogLine) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *LogLine) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *LogLine) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 var File_proto_models_rep_proto protoreflect.FileDescriptor
 
 const file_proto_models_rep_proto_rawDesc = "" +
@@ -1059,18 +1292,34 @@ const file_proto_models_rep_proto_rawDesc = "" +
 	"\x17StopLRPInstanceResponse\"0\n" +
 	"\x11CancelTaskRequest\x12\x1b\n" +
 	"\ttask_guid\x18\x01 \x01(\tR\btaskGuid\"\x14\n" +
-	"\x12CancelTaskResponse*n\n" +
+	"\x12CancelTaskResponse\"\x11\n" +
+	"\x0fEvacuateRequest\"A\n" +
+	"\x10EvacuateResponse\x12-\n" +
+	"\x12already_evacuating\x18\x01 \x01(\bR\x11alreadyEvacuating\"M\n" +
+	"\vLogsRequest\x12\x12\n" +
+	"\x04guid\x18\x01 \x01(\tR\x04guid\x12\x12\n" +
+	"\x04tail\x18\x02 \x01(\x05R\x04tail\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\"\x91\x01\n" +
+	"\aLogLine\x12\x12\n" +
+	"\x04guid\x18\x01 \x01(\tR\x04guid\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1c\n" +
+	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x16\n" +
+	"\x06stream\x18\x05 \x01(\tR\x06stream\x12\x12\n" +
+	"\x04text\x18\x06 \x01(\tR\x04text*n\n" +
 	"\tWorkState\x12\x16\n" +
 	"\x12WORK_STATE_UNKNOWN\x10\x00\x12\x17\n" +
 	"\x13WORK_STATE_RESERVED\x10\x01\x12\x16\n" +
 	"\x12WORK_STATE_RUNNING\x10\x02\x12\x18\n" +
-	"\x14WORK_STATE_COMPLETED\x10\x032\xd8\x02\n" +
+	"\x14WORK_STATE_COMPLETED\x10\x032\xeb\x03\n" +
 	"\x03Rep\x12F\n" +
 	"\x05State\x12!.gavel.models.v1.CellStateRequest\x1a\x1a.gavel.models.v1.CellState\x12L\n" +
 	"\aPerform\x12\x1f.gavel.models.v1.PerformRequest\x1a .gavel.models.v1.PerformResponse\x12d\n" +
 	"\x0fStopLRPInstance\x12'.gavel.models.v1.StopLRPInstanceRequest\x1a(.gavel.models.v1.StopLRPInstanceResponse\x12U\n" +
 	"\n" +
-	"CancelTask\x12\".gavel.models.v1.CancelTaskRequest\x1a#.gavel.models.v1.CancelTaskResponseB/Z-github.com/gavel-scheduler/gavel/proto/modelsb\x06proto3"
+	"CancelTask\x12\".gavel.models.v1.CancelTaskRequest\x1a#.gavel.models.v1.CancelTaskResponse\x12O\n" +
+	"\bEvacuate\x12 .gavel.models.v1.EvacuateRequest\x1a!.gavel.models.v1.EvacuateResponse\x12@\n" +
+	"\x04Logs\x12\x1c.gavel.models.v1.LogsRequest\x1a\x18.gavel.models.v1.LogLine0\x01B/Z-github.com/gavel-scheduler/gavel/proto/modelsb\x06proto3"
 
 var (
 	file_proto_models_rep_proto_rawDescOnce sync.Once
@@ -1085,7 +1334,7 @@ func file_proto_models_rep_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_models_rep_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_models_rep_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_models_rep_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_proto_models_rep_proto_goTypes = []any{
 	(WorkState)(0),                  // 0: gavel.models.v1.WorkState
 	(*CellStateRequest)(nil),        // 1: gavel.models.v1.CellStateRequest
@@ -1102,47 +1351,55 @@ var file_proto_models_rep_proto_goTypes = []any{
 	(*StopLRPInstanceResponse)(nil), // 12: gavel.models.v1.StopLRPInstanceResponse
 	(*CancelTaskRequest)(nil),       // 13: gavel.models.v1.CancelTaskRequest
 	(*CancelTaskResponse)(nil),      // 14: gavel.models.v1.CancelTaskResponse
-	(*Provider)(nil),                // 15: gavel.models.v1.Provider
-	(*CellCapacity)(nil),            // 16: gavel.models.v1.CellCapacity
-	(*PlacementConstraint)(nil),     // 17: gavel.models.v1.PlacementConstraint
-	(*Resource)(nil),                // 18: gavel.models.v1.Resource
-	(*ActualLRPKey)(nil),            // 19: gavel.models.v1.ActualLRPKey
-	(*ActualLRPInstanceKey)(nil),    // 20: gavel.models.v1.ActualLRPInstanceKey
+	(*EvacuateRequest)(nil),         // 15: gavel.models.v1.EvacuateRequest
+	(*EvacuateResponse)(nil),        // 16: gavel.models.v1.EvacuateResponse
+	(*LogsRequest)(nil),             // 17: gavel.models.v1.LogsRequest
+	(*LogLine)(nil),                 // 18: gavel.models.v1.LogLine
+	(*Provider)(nil),                // 19: gavel.models.v1.Provider
+	(*CellCapacity)(nil),            // 20: gavel.models.v1.CellCapacity
+	(*PlacementConstraint)(nil),     // 21: gavel.models.v1.PlacementConstraint
+	(*Resource)(nil),                // 22: gavel.models.v1.Resource
+	(*ActualLRPKey)(nil),            // 23: gavel.models.v1.ActualLRPKey
+	(*ActualLRPInstanceKey)(nil),    // 24: gavel.models.v1.ActualLRPInstanceKey
 }
 var file_proto_models_rep_proto_depIdxs = []int32{
-	15, // 0: gavel.models.v1.CellState.rootfs_providers:type_name -> gavel.models.v1.Provider
-	16, // 1: gavel.models.v1.CellState.total:type_name -> gavel.models.v1.CellCapacity
-	16, // 2: gavel.models.v1.CellState.available:type_name -> gavel.models.v1.CellCapacity
+	19, // 0: gavel.models.v1.CellState.rootfs_providers:type_name -> gavel.models.v1.Provider
+	20, // 1: gavel.models.v1.CellState.total:type_name -> gavel.models.v1.CellCapacity
+	20, // 2: gavel.models.v1.CellState.available:type_name -> gavel.models.v1.CellCapacity
 	3,  // 3: gavel.models.v1.CellState.lrps:type_name -> gavel.models.v1.CellLRP
 	4,  // 4: gavel.models.v1.CellState.tasks:type_name -> gavel.models.v1.CellTask
-	17, // 5: gavel.models.v1.CellLRP.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	18, // 6: gavel.models.v1.CellLRP.resource:type_name -> gavel.models.v1.Resource
+	21, // 5: gavel.models.v1.CellLRP.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	22, // 6: gavel.models.v1.CellLRP.resource:type_name -> gavel.models.v1.Resource
 	0,  // 7: gavel.models.v1.CellLRP.state:type_name -> gavel.models.v1.WorkState
-	17, // 8: gavel.models.v1.CellTask.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	18, // 9: gavel.models.v1.CellTask.resource:type_name -> gavel.models.v1.Resource
+	21, // 8: gavel.models.v1.CellTask.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	22, // 9: gavel.models.v1.CellTask.resource:type_name -> gavel.models.v1.Resource
 	0,  // 10: gavel.models.v1.CellTask.state:type_name -> gavel.models.v1.WorkState
-	17, // 11: gavel.models.v1.LRPWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	18, // 12: gavel.models.v1.LRPWork.resource:type_name -> gavel.models.v1.Resource
-	17, // 13: gavel.models.v1.TaskWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	18, // 14: gavel.models.v1.TaskWork.resource:type_name -> gavel.models.v1.Resource
+	21, // 11: gavel.models.v1.LRPWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	22, // 12: gavel.models.v1.LRPWork.resource:type_name -> gavel.models.v1.Resource
+	21, // 13: gavel.models.v1.TaskWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	22, // 14: gavel.models.v1.TaskWork.resource:type_name -> gavel.models.v1.Resource
 	5,  // 15: gavel.models.v1.PerformRequest.lrps:type_name -> gavel.models.v1.LRPWork
 	6,  // 16: gavel.models.v1.PerformRequest.tasks:type_name -> gavel.models.v1.TaskWork
 	5,  // 17: gavel.models.v1.FailedLRPWork.work:type_name -> gavel.models.v1.LRPWork
 	6,  // 18: gavel.models.v1.FailedTaskWork.work:type_name -> gavel.models.v1.TaskWork
 	8,  // 19: gavel.models.v1.PerformResponse.failed_lrps:type_name -> gavel.models.v1.FailedLRPWork
 	9,  // 20: gavel.models.v1.PerformResponse.failed_tasks:type_name -> gavel.models.v1.FailedTaskWork
-	19, // 21: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	20, // 22: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	23, // 21: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	24, // 22: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
 	1,  // 23: gavel.models.v1.Rep.State:input_type -> gavel.models.v1.CellStateRequest
 	7,  // 24: gavel.models.v1.Rep.Perform:input_type -> gavel.models.v1.PerformRequest
 	11, // 25: gavel.models.v1.Rep.StopLRPInstance:input_type -> gavel.models.v1.StopLRPInstanceRequest
 	13, // 26: gavel.models.v1.Rep.CancelTask:input_type -> gavel.models.v1.CancelTaskRequest
-	2,  // 27: gavel.models.v1.Rep.State:output_type -> gavel.models.v1.CellState
-	10, // 28: gavel.models.v1.Rep.Perform:output_type -> gavel.models.v1.PerformResponse
-	12, // 29: gavel.models.v1.Rep.StopLRPInstance:output_type -> gavel.models.v1.StopLRPInstanceResponse
-	14, // 30: gavel.models.v1.Rep.CancelTask:output_type -> gavel.models.v1.CancelTaskResponse
-	27, // [27:31] is the sub-list for method output_type
-	23, // [23:27] is the sub-list for method input_type
+	15, // 27: gavel.models.v1.Rep.Evacuate:input_type -> gavel.models.v1.EvacuateRequest
+	17, // 28: gavel.models.v1.Rep.Logs:input_type -> gavel.models.v1.LogsRequest
+	2,  // 29: gavel.models.v1.Rep.State:output_type -> gavel.models.v1.CellState
+	10, // 30: gavel.models.v1.Rep.Perform:output_type -> gavel.models.v1.PerformResponse
+	12, // 31: gavel.models.v1.Rep.StopLRPInstance:output_type -> gavel.models.v1.StopLRPInstanceResponse
+	14, // 32: gavel.models.v1.Rep.CancelTask:output_type -> gavel.models.v1.CancelTaskResponse
+	16, // 33: gavel.models.v1.Rep.Evacuate:output_type -> gavel.models.v1.EvacuateResponse
+	18, // 34: gavel.models.v1.Rep.Logs:output_type -> gavel.models.v1.LogLine
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -1160,7 +1417,7 @@ func file_proto_models_rep_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_models_rep_proto_rawDesc), len(file_proto_models_rep_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

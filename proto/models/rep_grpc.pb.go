@@ -23,6 +23,8 @@ const (
 	Rep_Perform_FullMethodName         = "/gavel.models.v1.Rep/Perform"
 	Rep_StopLRPInstance_FullMethodName = "/gavel.models.v1.Rep/StopLRPInstance"
 	Rep_CancelTask_FullMethodName      = "/gavel.models.v1.Rep/CancelTask"
+	Rep_Evacuate_FullMethodName        = "/gavel.models.v1.Rep/Evacuate"
+	Rep_Logs_FullMethodName            = "/gavel.models.v1.Rep/Logs"
 )
 
 // RepClient is the client API for Rep service.
@@ -40,6 +42,11 @@ type RepClient interface {
 	Perform(ctx context.Context, in *PerformRequest, opts ...grpc.CallOption) (*PerformResponse, error)
 	StopLRPInstance(ctx context.Context, in *StopLRPInstanceRequest, opts ...grpc.CallOption) (*StopLRPInstanceResponse, error)
 	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskResponse, error)
+	// Evacuate marks the cell evacuating: it leaves the auction pool at once
+	// and hands each running instance over to another cell.
+	Evacuate(ctx context.Context, in *EvacuateRequest, opts ...grpc.CallOption) (*EvacuateResponse, error)
+	// Logs streams a container's captured output.
+	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogLine], error)
 }
 
 type repClient struct {
@@ -90,6 +97,35 @@ func (c *repClient) CancelTask(ctx context.Context, in *CancelTaskRequest, opts 
 	return out, nil
 }
 
+func (c *repClient) Evacuate(ctx context.Context, in *EvacuateRequest, opts ...grpc.CallOption) (*EvacuateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EvacuateResponse)
+	err := c.cc.Invoke(ctx, Rep_Evacuate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repClient) Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogLine], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Rep_ServiceDesc.Streams[0], Rep_Logs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LogsRequest, LogLine]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Rep_LogsClient = grpc.ServerStreamingClient[LogLine]
+
 // RepServer is the server API for Rep service.
 // All implementations must embed UnimplementedRepServer
 // for forward compatibility.
@@ -105,6 +141,11 @@ type RepServer interface {
 	Perform(context.Context, *PerformRequest) (*PerformResponse, error)
 	StopLRPInstance(context.Context, *StopLRPInstanceRequest) (*StopLRPInstanceResponse, error)
 	CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error)
+	// Evacuate marks the cell evacuating: it leaves the auction pool at once
+	// and hands each running instance over to another cell.
+	Evacuate(context.Context, *EvacuateRequest) (*EvacuateResponse, error)
+	// Logs streams a container's captured output.
+	Logs(*LogsRequest, grpc.ServerStreamingServer[LogLine]) error
 	mustEmbedUnimplementedRepServer()
 }
 
@@ -126,6 +167,12 @@ func (UnimplementedRepServer) StopLRPInstance(context.Context, *StopLRPInstanceR
 }
 func (UnimplementedRepServer) CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelTask not implemented")
+}
+func (UnimplementedRepServer) Evacuate(context.Context, *EvacuateRequest) (*EvacuateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Evacuate not implemented")
+}
+func (UnimplementedRepServer) Logs(*LogsRequest, grpc.ServerStreamingServer[LogLine]) error {
+	return status.Error(codes.Unimplemented, "method Logs not implemented")
 }
 func (UnimplementedRepServer) mustEmbedUnimplementedRepServer() {}
 func (UnimplementedRepServer) testEmbeddedByValue()             {}
@@ -220,6 +267,35 @@ func _Rep_CancelTask_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Rep_Evacuate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EvacuateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepServer).Evacuate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rep_Evacuate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepServer).Evacuate(ctx, req.(*EvacuateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rep_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RepServer).Logs(m, &grpc.GenericServerStream[LogsRequest, LogLine]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Rep_LogsServer = grpc.ServerStreamingServer[LogLine]
+
 // Rep_ServiceDesc is the grpc.ServiceDesc for Rep service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -243,7 +319,17 @@ var Rep_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CancelTask",
 			Handler:    _Rep_CancelTask_Handler,
 		},
+		{
+			MethodName: "Evacuate",
+			Handler:    _Rep_Evacuate_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Logs",
+			Handler:       _Rep_Logs_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "proto/models/rep.proto",
 }

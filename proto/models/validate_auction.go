@@ -104,3 +104,14 @@ func (v *validator) taskWork(path string, w *TaskWork) {
 	v.placementConstraint(field(path, "placement_constraint"), w.GetPlacementConstraint())
 	v.resource(field(path, "resource"), w.GetResource())
 }
+
+// Validate has nothing to check.
+func (r *EvacuateRequest) Validate() error { return nil }
+
+// Validate checks the container guid and the tail.
+func (r *LogsRequest) Validate() error {
+	var v validator
+	v.guid("guid", r.GetGuid())
+	v.nonNegative("tail", int64(r.GetTail()))
+	return v.err()
+}
