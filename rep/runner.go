@@ -32,6 +32,9 @@ type RunnerConfig struct {
 	// TLS is the API's mutual-TLS config; nil serves plaintext.
 	TLS        *tls.Config
 	Containers Containers
+	// Cell and Executor, when set, give the API evacuation and logs.
+	Cell     *Cell
+	Executor Executor
 	// Gossip, when set, announces the cell in the pool (Name and Meta are
 	// filled in from Info).
 	Gossip *gossip.Config
@@ -88,6 +91,9 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 		info.RepAddress = lis.Addr().String()
 	}
 	svc := NewServer(info, r.cfg.Containers, r.logger)
+	if r.cfg.Cell != nil {
+		svc.SetCell(r.cfg.Cell, r.cfg.Executor)
+	}
 	srv, _ := grpcserver.New(grpcserver.Options{Component: "rep", HealthService: HealthService,
 		TLS: r.cfg.TLS, Registerer: r.cfg.Registerer, Logger: r.logger})
 	models.RegisterRepServer(srv, svc)

@@ -3,6 +3,7 @@ package rep
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -10,7 +11,9 @@ import (
 	"sync/atomic"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 
+	"github.com/gavel-scheduler/gavel/executor/logs"
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
@@ -59,6 +62,10 @@ type Server struct {
 	containers Containers
 	evacuating atomic.Bool
 	logger     *slog.Logger
+	// onEvacuate, when set, starts the cell's evacuation (see Evacuate).
+	onEvacuate func() bool
+	// logs, when set, finds a container's log ring.
+	logs func(guid string) (*logs.Ring, error)
 	// newGuid names a new instance's container.
 	newGuid func() string
 }
@@ -69,6 +76,14 @@ func NewServer(info CellInfo, containers Containers, logger *slog.Logger) *Serve
 		logger = slog.Default()
 	}
 	return &Server{info: info, containers: containers, logger: logger, newGuid: uuid.NewString}
+}
+
+// SetCell connects the API to the cell's reconciler (evacuation) and its
+// executor (logs). Without it (simulated cells) Evacuate only flips the
+// flag and Logs is refused.
+func (s *Server) SetCell(cell *Cell, exec Executor) {
+	s.onEvacuate = cell.Evacuate
+	s.logs = exec.Logs
 }
 
 // SetEvacuating marks the cell evacuating: it reports so in its state (the
@@ -199,4 +214,48 @@ func (s *Server) CancelTask(ctx context.Context, req *models.CancelTaskRequest) 
 		return nil, err
 	}
 	return &models.CancelTaskResponse{}, nil
+}
+
+// Evacuate implements models.RepServer: the cell stops taking work at once
+// and hands its instances over.
+func (s *Server) Evacuate(context.Context, *models.EvacuateRequest) (*models.EvacuateResponse, error) {
+	already := s.evacuating.Swap(true)
+	if s.onEvacuate != nil {
+		already = s.onEvacuate() || already
+	}
+	return &models.EvacuateResponse{AlreadyEvacuating: already}, nil
+}
+
+// Logs implements models.RepServer: the container's captured lines, the
+// last Tail of them (all when 0), then new ones while Follow holds.
+func (s *Server) Logs(req *models.LogsRequest, stream grpc.ServerStreamingServer[models.LogLine]) error {
+	if s.logs == nil {
+		return models.NewError(models.TypeResourceNotFound, "cell %s keeps no container logs", s.info.CellID)
+	}
+	ring, err := s.logs(req.Guid)
+	if err != nil {
+		return models.NewError(models.TypeResourceNotFound, "no container %q on cell %s", req.Guid, s.info.CellID)
+	}
+	var from uint64
+	if next := ring.Next(); req.Tail > 0 && next > uint64(req.Tail) {
+		from = next - uint64(req.Tail)
+	}
+	send := func(l logs.Line) error {
+		return stream.Send(&models.LogLine{Guid: req.Guid, Seq: l.Seq, Timestamp: l.Time.UnixNano(),
+			Source: l.Source, Stream: l.Stream.String(), Text: l.Text})
+	}
+	if !req.Follow {
+		lines, _ := ring.Read(from, 0)
+		for _, l := range lines {
+			if err := send(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = ring.Follow(stream.Context(), from, send)
+	if errors.Is(err, logs.ErrClosed) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

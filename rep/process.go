@@ -1,0 +1,158 @@
+package rep
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tedsuo/ifrit"
+	"github.com/tedsuo/ifrit/grouper"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gavel-scheduler/gavel/executor"
+	"github.com/gavel-scheduler/gavel/executor/garden"
+	"github.com/gavel-scheduler/gavel/internal/gossip"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
+	"github.com/gavel-scheduler/gavel/proto/models"
+)
+
+// Process is a cell's rep: the executor over the cell's Garden server, the
+// reconciliation with the BBS (Cell), and the rep API with its gossip
+// membership and presence (Runner). It is an ifrit runner, ready once the
+// cell is announced.
+type Process struct {
+	cfg    Config
+	reg    prometheus.Registerer
+	base   *slog.Logger // the caller's logger; components add their own attributes
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	runner *Runner
+	cell   *Cell
+}
+
+// NewProcess returns the rep of one cell.
+func NewProcess(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Process {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Process{cfg: cfg, reg: reg, base: logger, logger: logger.With("component", "rep", "cell_id", cfg.CellID)}
+}
+
+// Evacuate starts the cell's evacuation (SIGUSR2, `gavel evacuate`); it
+// reports false before the process is ready.
+func (p *Process) Evacuate() bool {
+	p.mu.Lock()
+	r := p.runner
+	p.mu.Unlock()
+	if r == nil || r.Server() == nil {
+		return false
+	}
+	_, _ = r.Server().Evacuate(context.Background(), &models.EvacuateRequest{})
+	return true
+}
+
+// Cell is the cell's reconciler once ready.
+func (p *Process) Cell() *Cell {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cell
+}
+
+// Addr is the rep API's address once ready.
+func (p *Process) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.runner == nil || p.runner.Server() == nil {
+		return ""
+	}
+	return p.runner.Server().info.RepAddress
+}
+
+func (p *Process) tlsConfigs() (server, client *tls.Config, err error) {
+	if p.cfg.Insecure {
+		return nil, nil, nil
+	}
+	if server, err = tlsutil.ServerConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key); err != nil {
+		return nil, nil, fmt.Errorf("rep tls: %w", err)
+	}
+	if client, err = tlsutil.ClientConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key, ""); err != nil {
+		return nil, nil, fmt.Errorf("rep client tls: %w", err)
+	}
+	return server, client, nil
+}
+
+// Run implements ifrit.Runner.
+func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
+	serverTLS, clientTLS, err := p.tlsConfigs()
+	if err != nil {
+		return err
+	}
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if clientTLS != nil {
+		creds = grpc.WithTransportCredentials(credentials.NewTLS(clientTLS))
+	}
+	conn, err := grpc.NewClient(p.cfg.BBSAddress, creds)
+	if err != nil {
+		return fmt.Errorf("bbs %s: %w", p.cfg.BBSAddress, err)
+	}
+	defer conn.Close()
+	bbsClient := models.NewBBSClient(conn)
+
+	exec, err := executor.New(context.Background(), executor.Config{
+		MemoryMB: p.cfg.MemoryMB, DiskMB: p.cfg.DiskMB, MaxContainers: p.cfg.MaxContainers,
+		Owner: p.cfg.CellID, DownloadCacheDir: p.cfg.CacheDir, Logger: p.base.With("cell_id", p.cfg.CellID),
+	}, garden.NewClient(p.cfg.GardenNetwork, p.cfg.GardenAddress))
+	if err != nil {
+		return fmt.Errorf("rep: %w", err)
+	}
+	defer exec.Close()
+
+	cell := NewCell(CellConfig{CellID: p.cfg.CellID, Zone: p.cfg.Zone, PollInterval: p.cfg.PollInterval.D(),
+		EvacuationPollInterval: p.cfg.EvacuationPollInterval.D(), EvacuationTimeout: p.cfg.EvacuationTimeout.D()},
+		bbsClient, exec, p.reg, p.logger)
+	var gc *gossip.Config
+	if p.cfg.GossipBindAddress != "" {
+		gc = &gossip.Config{BindAddress: p.cfg.GossipBindAddress, BindPort: p.cfg.GossipBindPort,
+			Join: p.cfg.GossipJoin, Local: p.cfg.GossipLocal}
+		if p.cfg.GossipKeyFile != "" {
+			if gc.SecretKey, err = gossip.ReadKeyFile(p.cfg.GossipKeyFile); err != nil {
+				return err
+			}
+		}
+	}
+	runner := NewRunner(RunnerConfig{
+		Info: p.cfg.Info(), ListenAddress: p.cfg.ListenAddress, TLS: serverTLS,
+		Containers: ExecutorContainers{Executor: exec}, Cell: cell, Executor: exec,
+		Gossip: gc, BBS: bbsClient, PresenceTTL: p.cfg.PresenceTTL.D(), Registerer: p.reg, Logger: p.base,
+	})
+	p.mu.Lock()
+	p.runner, p.cell = runner, cell
+	p.mu.Unlock()
+
+	// The API and presence come up once the first bulk sync has queued the
+	// reconciliation of what a previous rep left.
+	group := ifrit.Invoke(grouper.NewOrdered(os.Interrupt, grouper.Members{
+		{Name: "reconcile", Runner: cell},
+		{Name: "api", Runner: runner},
+	}))
+	select {
+	case <-group.Ready():
+		close(ready)
+	case err := <-group.Wait():
+		return err
+	}
+	select {
+	case sig := <-signals:
+		group.Signal(sig)
+		return <-group.Wait()
+	case err := <-group.Wait():
+		return err
+	}
+}

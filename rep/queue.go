@@ -1,0 +1,92 @@
+package rep
+
+import (
+	"context"
+	"sync"
+)
+
+// opQueue runs operations keyed by guid on a fixed set of workers, at most
+// one at a time per guid. An operation queued while another waits for the
+// same guid replaces it (the newer one re-reads the same state anyway),
+// and one queued while another runs waits for it: events and bulk syncs
+// never race on one container.
+type opQueue struct {
+	mu      sync.Mutex // guards everything below
+	cond    *sync.Cond
+	fifo    []string
+	waiting map[string]func(context.Context)
+	running map[string]bool
+	closed  bool
+}
+
+func newOpQueue() *opQueue {
+	q := &opQueue{waiting: map[string]func(context.Context){}, running: map[string]bool{}}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push queues op for guid.
+func (q *opQueue) push(guid string, op func(context.Context)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	_, queued := q.waiting[guid]
+	q.waiting[guid] = op
+	if !queued && !q.running[guid] {
+		q.fifo = append(q.fifo, guid)
+		q.cond.Signal()
+	}
+}
+
+// len is the number of operations waiting.
+func (q *opQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.waiting)
+}
+
+// run works the queue on n workers until ctx ends, then waits for the
+// operations in flight.
+func (q *opQueue) run(ctx context.Context, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { q.work(ctx) })
+	}
+	<-ctx.Done()
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	wg.Wait()
+}
+
+func (q *opQueue) work(ctx context.Context) {
+	for {
+		q.mu.Lock()
+		for len(q.fifo) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		guid := q.fifo[0]
+		q.fifo = q.fifo[1:]
+		op := q.waiting[guid]
+		delete(q.waiting, guid)
+		q.running[guid] = true
+		q.mu.Unlock()
+
+		op(ctx)
+
+		q.mu.Lock()
+		delete(q.running, guid)
+		if _, again := q.waiting[guid]; again {
+			q.fifo = append(q.fifo, guid)
+			q.cond.Signal()
+		}
+		q.mu.Unlock()
+	}
+}
