@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tedsuo/ifrit/grouper"
@@ -17,6 +18,7 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
 	"github.com/gavel-scheduler/gavel/internal/etcdembed"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
+	"github.com/gavel-scheduler/gavel/rep"
 )
 
 // devOptions are gavel dev's knobs. Everything binds 127.0.0.1.
@@ -25,6 +27,10 @@ type devOptions struct {
 	bbsAddress   string
 	auctioneer   string
 	gossip       string
+	cells        int
+	cellMemoryMB int
+	repPoll      time.Duration
+	destroy      bool
 	etcdClient   string
 	etcdPeer     string
 	debugAddress string
@@ -36,6 +42,9 @@ func devCommand() *cobra.Command {
 		bbsAddress:   "127.0.0.1:8889",
 		auctioneer:   "127.0.0.1:9016",
 		gossip:       "127.0.0.1:7946",
+		cells:        2,
+		cellMemoryMB: 4096,
+		repPoll:      rep.DefaultPollInterval,
 		etcdClient:   "http://127.0.0.1:8897",
 		etcdPeer:     "http://127.0.0.1:8898",
 		debugAddress: "127.0.0.1:17017",
@@ -43,10 +52,13 @@ func devCommand() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the whole system in one process: embedded etcd, the BBS and the auctioneer",
-		Long: `gavel dev runs an embedded etcd, the BBS and the auctioneer in one process,
-with mutual TLS set up for you. Cells join the auctioneer's gossip pool at
---gossip-address. On first start it creates a CA and certificates under the data
+		Short: "Run the whole system in one process: embedded etcd, BBS, auctioneer and cells",
+		Long: `gavel dev runs an embedded etcd, the BBS, the auctioneer and --cells cells
+(each a Garden server on runc with its own depot, bridge network, zone and
+host-port range, and a rep) in one process, with mutual TLS set up for you.
+Containers run a busybox rootfs built from Debian's busybox-static
+(preloaded:busybox). Cells on their own (gavel garden + gavel rep) join the
+auctioneer's gossip pool at --gossip-address. On first start it creates a CA and certificates under the data
 directory and writes DATA_DIR/client.json, which the gavel CLI reads by default,
 so "gavel desired-lrps" works with no flags. Data survives a restart.`,
 		Args: cobra.NoArgs,
@@ -57,6 +69,10 @@ so "gavel desired-lrps" works with no flags. Data survives a restart.`,
 	f.StringVar(&o.bbsAddress, "bbs-address", o.bbsAddress, "BBS gRPC listen address")
 	f.StringVar(&o.auctioneer, "auctioneer-address", o.auctioneer, "auctioneer gRPC listen address")
 	f.StringVar(&o.gossip, "gossip-address", o.gossip, "gossip (memberlist) address cells join")
+	f.IntVar(&o.cells, "cells", o.cells, "cells to run (0: none; run them as separate processes)")
+	f.IntVar(&o.cellMemoryMB, "cell-memory-mb", o.cellMemoryMB, "memory each cell offers, MB (disk is 4x)")
+	f.DurationVar(&o.repPoll, "rep-poll-interval", o.repPoll, "each rep's bulk sync period")
+	f.BoolVar(&o.destroy, "destroy-on-exit", o.destroy, "destroy every container when gavel dev stops (default: they keep running and are adopted on the next start)")
 	f.StringVar(&o.etcdClient, "etcd-client-url", o.etcdClient, "embedded etcd client URL")
 	f.StringVar(&o.etcdPeer, "etcd-peer-url", o.etcdPeer, "embedded etcd peer URL")
 	f.StringVar(&o.debugAddress, "debug-address", o.debugAddress, "debug server address")
@@ -144,6 +160,10 @@ func runDev(ctx context.Context, o devOptions) error {
 		return err
 	}
 	auction := auctioneer.NewProcess(acfg, client, reg, logger)
+	cells, err := newDevCells(o, dataDir, certs, o.gossip, logger)
+	if err != nil {
+		return err
+	}
 
 	clientCert := certs.Components["client"]
 	clientPath := filepath.Join(dataDir, "client.json")
@@ -159,11 +179,17 @@ func runDev(ctx context.Context, o devOptions) error {
 	members := grouper.Members{
 		{Name: "bbs", Runner: bbsRunner},
 		{Name: "auctioneer", Runner: auction},
+	}
+	members = append(members, devCellMembers(cells, o.destroy)...)
+	members = append(members, grouper.Members{
 		{Name: "debug", Runner: debug},
 		{Name: "banner", Runner: bannerRunner(func() {
 			fmt.Fprintf(os.Stderr, "gavel dev is up\n  BBS:           %s (mutual TLS)\n  auctioneer:    %s (gossip %s)\n  etcd:          %s\n  debug:         http://%s/metrics\n  data dir:      %s\n  client config: %s\n  try:           gavel desired-lrps\n",
 				bbsRunner.Addr(), auction.Addr(), auction.GossipAddr(), etcd.Endpoints()[0], debug.Addr(), dataDir, clientPath)
+			for _, c := range cells {
+				fmt.Fprintf(os.Stderr, "  %s:        rep %s, garden %s\n", c.id, c.rep.Addr(), c.socket)
+			}
 		})},
-	}
+	}...)
 	return runGroup(members)
 }

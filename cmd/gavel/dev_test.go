@@ -118,6 +118,7 @@ func TestDevRestartKeepsStateAndCLIWorksWithoutFlags(t *testing.T) {
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--debug-address", debug,
+		"--cells", "0",
 	}
 	p := startDev(t, home, args)
 	waitForCLI(t, home, p)
