@@ -93,13 +93,22 @@ type repDialer struct {
 	creds grpc.DialOption
 }
 
-func (d repDialer) state(ctx context.Context, cell *models.CellPresence) (*models.CellState, error) {
+// dial connects to the cell's rep; close the connection when done.
+func (d repDialer) dial(cell *models.CellPresence) (models.RepClient, *grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(cell.RepAddress, d.creds)
 	if err != nil {
-		return nil, fmt.Errorf("cell %s: rep %s: %w", cell.CellId, cell.RepAddress, err)
+		return nil, nil, fmt.Errorf("cell %s: rep %s: %w", cell.CellId, cell.RepAddress, err)
+	}
+	return models.NewRepClient(conn), conn, nil
+}
+
+func (d repDialer) state(ctx context.Context, cell *models.CellPresence) (*models.CellState, error) {
+	rep, conn, err := d.dial(cell)
+	if err != nil {
+		return nil, err
 	}
 	defer conn.Close()
-	st, err := models.NewRepClient(conn).State(ctx, &models.CellStateRequest{})
+	st, err := rep.State(ctx, &models.CellStateRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("cell %s: rep at %s did not answer: %w", cell.CellId, cell.RepAddress, err)
 	}

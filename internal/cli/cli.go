@@ -82,6 +82,8 @@ func (a *app) register(root *cobra.Command) {
 		a.cellCommand(),
 		a.cellStatesCommand(),
 		a.cellStateCommand(),
+		a.evacuateCommand(),
+		a.logsCommand(),
 		a.lrpEventsCommand(),
 		a.taskEventsCommand(),
 	} {

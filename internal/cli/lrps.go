@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,25 +12,42 @@ import (
 )
 
 func (a *app) createDesiredLRPCommand() *cobra.Command {
-	return &cobra.Command{
+	var (
+		wait        bool
+		waitTimeout time.Duration
+	)
+	cmd := &cobra.Command{
 		Use:   "create-desired-lrp SPEC",
 		Short: "Desire an LRP from a DesiredLRP JSON spec",
-		Long:  "Desire an LRP from a DesiredLRP JSON spec.\n\n" + specHelp,
-		Args:  cobra.ExactArgs(1),
+		Long: "Desire an LRP from a DesiredLRP JSON spec. With --wait, show the instances " +
+			"coming up until all are RUNNING, or fail with the reason of the first that cannot " +
+			"start (placement error, crash).\n\n" + specHelp,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lrp, err := decodeSpec(args[0], a.stdin, models.DecodeDesiredLRP)
 			if err != nil {
 				return explain(err, target{})
+			}
+			if wait && waitTimeout <= 0 {
+				return fmt.Errorf("--wait-timeout %s: must be positive", waitTimeout)
 			}
 			return a.call(cmd, func(ctx context.Context, c models.BBSClient, f format) error {
 				if _, err := c.DesireLRP(ctx, &models.DesireLRPRequest{DesiredLrp: lrp}); err != nil {
 					return err
 				}
 				a.confirm(f, "desired LRP %q created (%d instances)", lrp.GetProcessGuid(), lrp.GetInstances())
-				return nil
+				if !wait {
+					return nil
+				}
+				wctx, cancel := context.WithTimeout(contextOf(cmd), waitTimeout)
+				defer cancel()
+				return a.waitForInstances(wctx, c, lrp.GetProcessGuid(), lrp.GetInstances(), f)
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every instance is RUNNING, showing each change")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 5*time.Minute, "bound on --wait")
+	return cmd
 }
 
 func (a *app) updateDesiredLRPCommand() *cobra.Command {
