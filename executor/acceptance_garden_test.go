@@ -58,6 +58,9 @@ func startGarden(t *testing.T) garden.Client {
 		}
 		signals <- os.Interrupt
 		<-exited
+		if err := backend.Teardown(ctx); err != nil {
+			t.Errorf("garden teardown: %v", err)
+		}
 	})
 	return client
 }

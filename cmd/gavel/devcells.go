@@ -23,10 +23,11 @@ import (
 // devCell is one cell of gavel dev: a Garden server on runc with its own
 // depot, bridge network and host-port range, and a rep in front of it.
 type devCell struct {
-	id     string
-	garden *garden.Server
-	socket string
-	rep    *rep.Process
+	id      string
+	backend *gardenrunc.Backend
+	garden  *garden.Server
+	socket  string
+	rep     *rep.Process
 }
 
 // devCellPorts is the host-port range of each dev cell.
@@ -103,10 +104,11 @@ func newDevCells(o devOptions, dataDir string, certs tlsutil.Paths, gossipSeed s
 			return nil, fmt.Errorf("%s: %w", id, err)
 		}
 		cells = append(cells, &devCell{
-			id:     id,
-			garden: garden.NewServer(garden.ServerConfig{Network: "unix", Address: socket}, backend, logger.With("component", "garden", "cell_id", id)),
-			socket: socket,
-			rep:    rep.NewProcess(cfg, nil, logger),
+			id:      id,
+			backend: backend,
+			garden:  garden.NewServer(garden.ServerConfig{Network: "unix", Address: socket}, backend, logger.With("component", "garden", "cell_id", id)),
+			socket:  socket,
+			rep:     rep.NewProcess(cfg, nil, logger),
 		})
 	}
 	return cells, nil
@@ -125,32 +127,14 @@ func devCellMembers(cells []*devCell, destroyOnExit bool) grouper.Members {
 	return members
 }
 
-// destroyingGarden runs a cell's Garden server and destroys its containers
-// before it stops (gavel dev --destroy-on-exit).
+// destroyingGarden runs a cell's Garden server and, once it has stopped,
+// tears the cell down: every container destroyed, its bridge and iptables
+// chains removed (gavel dev --destroy-on-exit).
 type destroyingGarden struct{ c *devCell }
 
 func (d destroyingGarden) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
-	inner := make(chan os.Signal, 1)
-	done := make(chan error, 1)
-	go func() { done <- d.c.garden.Run(inner, ready) }()
-	select {
-	case err := <-done:
-		return err
-	case sig := <-signals:
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		client := garden.NewClient("unix", d.c.socket)
-		var errs []error
-		if list, err := client.Containers(ctx, garden.Properties{garden.PropertyState: garden.StateAll}); err == nil {
-			for _, ctr := range list {
-				if err := client.Destroy(ctx, ctr.Handle()); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		} else {
-			errs = append(errs, err)
-		}
-		inner <- sig
-		return errors.Join(append(errs, <-done)...)
-	}
+	err := d.c.garden.Run(signals, ready)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return errors.Join(err, d.c.backend.Teardown(ctx))
 }
