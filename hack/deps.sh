@@ -11,10 +11,9 @@ set -euo pipefail
 
 group="${1:-test}"
 case "$group" in
-  # The Garden server drives runc, iptables and the kernel's bridge/veth
-  # (iproute2 for operators and tests that inspect links); busybox-static
-  # is the test and dev rootfs (internal/testrootfs), tar the stream-in/out
-  # fallback inspected by tests.
+  # The Garden server (executor/gardenrunc) drives runc and iptables;
+  # iproute2 is for operators and tests that inspect links; busybox-static
+  # is the test and dev rootfs (internal/testrootfs).
   test) pkgs=(runc iptables iproute2 busybox-static) ;;
   dev) pkgs=(runc iptables iproute2 busybox-static) ;;
   proto) pkgs=(protobuf-compiler libprotobuf-dev) ;;

@@ -758,3 +758,10 @@ func (c *imageCache) size(dir string) usage {
 	}
 	return u
 }
+
+// Count is the number of containers, including those being created.
+func (b *Backend) Count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.containers)
+}
