@@ -607,3 +607,45 @@ func TestImages(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkIsolation: a container reaches neither the Garden API (TCP on
+// 127.0.0.1) nor the host's other services, nor another container, while
+// the host reaches the container.
+func TestNetworkIsolation(t *testing.T) {
+	requireHost(t)
+	ctx := context.Background()
+	s := startServer(t, "tcp")
+	a := create(t, s.client, garden.ContainerSpec{Handle: "iso-a"})
+	b := create(t, s.client, garden.ContainerSpec{Handle: "iso-b"})
+	p, err := b.Run(ctx, sh("while true; do echo b-answers | nc -l -p 9090; done"), garden.ProcessIO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Signal(garden.SignalKill)
+	bInfo, _ := b.Info(ctx)
+	// The host reaches b, so b listens.
+	eventually(t, 10*time.Second, "host reaches b", func() bool {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(bInfo.ContainerIP, "9090"), time.Second)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		data, _ := io.ReadAll(conn)
+		return string(data) == "b-answers\n"
+	})
+	_, port, _ := net.SplitHostPort(s.garden.Addr())
+	gw := s.backend.net.pool.gateway().String()
+	aInfo, _ := a.Info(ctx)
+	// Positive control: the same nc reaches a listener on a's own address.
+	script := fmt.Sprintf(`(echo a-answers | nc -l -p 9191 &) ; until netstat -ltn | grep -q :9191; do :; done
+nc -w 2 %s 9191 </dev/null | grep -q a-answers && echo self-ok
+nc -w 2 %s 9090 </dev/null | grep -q b-answers && echo reached-b
+echo | nc -w 2 127.0.0.1 %s && echo reached-api-loopback
+echo | nc -w 2 %s %s && echo reached-api-gateway
+true`, aInfo.ContainerIP, bInfo.ContainerIP, port, gw, port)
+	code, out := run(t, a, sh(script))
+	if code != 0 || strings.Contains(out, "reached") || !strings.Contains(out, "self-ok") {
+		t.Fatalf("container a reached what it must not (exit %d):\n%s", code, out)
+	}
+}
