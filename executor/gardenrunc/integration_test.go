@@ -437,6 +437,21 @@ func TestLimits(t *testing.T) {
 	if m, _ := c.Metrics(ctx); m.PidStat.Current != 1 {
 		t.Fatalf("processes after stop: %d", m.PidStat.Current)
 	}
+	// Stop(false): TERM first; a process that traps it exits its way.
+	trapper, err := c.Run(ctx, sh("trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"), garden.ProcessIO{Stdout: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "trapper running", func() bool {
+		m, _ := c.Metrics(ctx)
+		return m.PidStat.Current >= 3
+	})
+	if err := c.Stop(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := trapper.Wait(); code != 42 {
+		t.Fatalf("TERM-trapping process exited %d, want 42", code)
+	}
 	// Memory: filling a tmpfs past the limit is OOM-killed and reported.
 	code, out = run(t, c, sh("dd if=/dev/zero of=/dev/shm/fill bs=1M count=64"))
 	if code == 0 {
@@ -490,6 +505,21 @@ func TestPropertiesAndGraceTime(t *testing.T) {
 		if got := handles(tt.filter); got != tt.want {
 			t.Errorf("filter %v = %q, want %q", tt.filter, got, tt.want)
 		}
+	}
+	infos, err := s.client.BulkInfo(ctx, []string{"p1", "p2", "ghost"})
+	if err != nil || len(infos) != 3 || infos["p1"].Err != nil || infos["p1"].Info.Properties["tier"] != "web" || infos["p2"].Info.ContainerIP == "" {
+		t.Fatalf("bulk info %+v, %v", infos, err)
+	}
+	if !errors.As(infos["ghost"].Err, new(garden.ContainerNotFoundError)) {
+		t.Fatalf("bulk info of an unknown handle: %v", infos["ghost"].Err)
+	}
+	metrics, err := s.client.BulkMetrics(ctx, []string{"p1", "ghost"})
+	if err != nil || metrics["p1"].Err != nil || metrics["p1"].Metrics.PidStat.Current != 1 || metrics["ghost"].Err == nil {
+		t.Fatalf("bulk metrics %+v, %v", metrics, err)
+	}
+	capacity, err := s.client.Capacity(ctx)
+	if err != nil || capacity.MemoryInBytes == 0 || capacity.DiskInBytes == 0 || capacity.SchedulableDiskInBytes == 0 || capacity.MaxContainers != 509 {
+		t.Fatalf("capacity %+v, %v", capacity, err)
 	}
 	p3, _ := s.client.Lookup(ctx, "p3")
 	if err := p3.SetProperty(ctx, "tier", "web"); err != nil {
