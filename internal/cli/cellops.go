@@ -192,7 +192,9 @@ func (a *app) waitForInstances(ctx context.Context, c models.BBSClient, guid str
 			}
 		}
 		if running == want {
-			a.confirm(f, "%s: all %d instances running", guid, want)
+			if f == formatTable {
+				fmt.Fprintf(a.stdout, "%s: all %d instances running\n", guid, want)
+			}
 			return nil
 		}
 		select {
