@@ -21,6 +21,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ConvergenceOutcome_Result int32
+
+const (
+	ConvergenceOutcome_RESULT_UNSPECIFIED ConvergenceOutcome_Result = 0
+	ConvergenceOutcome_APPLIED            ConvergenceOutcome_Result = 1
+	// SKIPPED: the record changed, or the condition no longer holds.
+	ConvergenceOutcome_SKIPPED ConvergenceOutcome_Result = 2
+	ConvergenceOutcome_FAILED  ConvergenceOutcome_Result = 3
+)
+
+// Enum value maps for ConvergenceOutcome_Result.
+var (
+	ConvergenceOutcome_Result_name = map[int32]string{
+		0: "RESULT_UNSPECIFIED",
+		1: "APPLIED",
+		2: "SKIPPED",
+		3: "FAILED",
+	}
+	ConvergenceOutcome_Result_value = map[string]int32{
+		"RESULT_UNSPECIFIED": 0,
+		"APPLIED":            1,
+		"SKIPPED":            2,
+		"FAILED":             3,
+	}
+)
+
+func (x ConvergenceOutcome_Result) Enum() *ConvergenceOutcome_Result {
+	p := new(ConvergenceOutcome_Result)
+	*p = x
+	return p
+}
+
+func (x ConvergenceOutcome_Result) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConvergenceOutcome_Result) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_models_bbs_proto_enumTypes[0].Descriptor()
+}
+
+func (ConvergenceOutcome_Result) Type() protoreflect.EnumType {
+	return &file_proto_models_bbs_proto_enumTypes[0]
+}
+
+func (x ConvergenceOutcome_Result) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConvergenceOutcome_Result.Descriptor instead.
+func (ConvergenceOutcome_Result) EnumDescriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{56, 0}
+}
+
 type ListDomainsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2560,6 +2613,1110 @@ func (x *SubscribeTaskEventsRequest) GetAfter() *EventPosition {
 	return nil
 }
 
+type ConvergenceSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergenceSnapshotRequest) Reset() {
+	*x = ConvergenceSnapshotRequest{}
+	mi := &file_proto_models_bbs_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergenceSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergenceSnapshotRequest) ProtoMessage() {}
+
+func (x *ConvergenceSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergenceSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*ConvergenceSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{50}
+}
+
+// ConvergenceSnapshotResponse is everything one convergence pass decides on,
+// read at a single etcd revision.
+type ConvergenceSnapshotResponse struct {
+	state                     protoimpl.MessageState      `protogen:"open.v1"`
+	DesiredLrpSchedulingInfos []*DesiredLRPSchedulingInfo `protobuf:"bytes,1,rep,name=desired_lrp_scheduling_infos,json=desiredLrpSchedulingInfos,proto3" json:"desired_lrp_scheduling_infos,omitempty"`
+	ActualLrps                []*ActualLRP                `protobuf:"bytes,2,rep,name=actual_lrps,json=actualLrps,proto3" json:"actual_lrps,omitempty"`
+	Tasks                     []*Task                     `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Cells                     []*CellPresence             `protobuf:"bytes,4,rep,name=cells,proto3" json:"cells,omitempty"`
+	// domains lists every stored domain record; the plan decides freshness
+	// (expires_at) by its own clock.
+	Domains []*Domain `protobuf:"bytes,5,rep,name=domains,proto3" json:"domains,omitempty"`
+	// converger_state is what the converger leader remembered after its last
+	// pass (unset before the first).
+	ConvergerState *ConvergerState `protobuf:"bytes,6,opt,name=converger_state,json=convergerState,proto3" json:"converger_state,omitempty"`
+	// cell_loss_confirmation is the operator's latest go-ahead (unset if none).
+	CellLossConfirmation *CellLossConfirmation `protobuf:"bytes,7,opt,name=cell_loss_confirmation,json=cellLossConfirmation,proto3" json:"cell_loss_confirmation,omitempty"`
+	Revision             int64                 `protobuf:"varint,8,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ConvergenceSnapshotResponse) Reset() {
+	*x = ConvergenceSnapshotResponse{}
+	mi := &file_proto_models_bbs_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergenceSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergenceSnapshotResponse) ProtoMessage() {}
+
+func (x *ConvergenceSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergenceSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*ConvergenceSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ConvergenceSnapshotResponse) GetDesiredLrpSchedulingInfos() []*DesiredLRPSchedulingInfo {
+	if x != nil {
+		return x.DesiredLrpSchedulingInfos
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetActualLrps() []*ActualLRP {
+	if x != nil {
+		return x.ActualLrps
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetCells() []*CellPresence {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetDomains() []*Domain {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetConvergerState() *ConvergerState {
+	if x != nil {
+		return x.ConvergerState
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetCellLossConfirmation() *CellLossConfirmation {
+	if x != nil {
+		return x.CellLossConfirmation
+	}
+	return nil
+}
+
+func (x *ConvergenceSnapshotResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// MissingActualLRPs asks for UNCLAIMED rows in empty index slots of one
+// desired LRP.
+type MissingActualLRPs struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ProcessGuid string                 `protobuf:"bytes,1,opt,name=process_guid,json=processGuid,proto3" json:"process_guid,omitempty"`
+	Domain      string                 `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	// desired_modification_tag is the tag of the desired LRP the indices were
+	// planned from; nothing is created once it changed.
+	DesiredModificationTag *ModificationTag `protobuf:"bytes,3,opt,name=desired_modification_tag,json=desiredModificationTag,proto3" json:"desired_modification_tag,omitempty"`
+	Indices                []int32          `protobuf:"varint,4,rep,packed,name=indices,proto3" json:"indices,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *MissingActualLRPs) Reset() {
+	*x = MissingActualLRPs{}
+	mi := &file_proto_models_bbs_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MissingActualLRPs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MissingActualLRPs) ProtoMessage() {}
+
+func (x *MissingActualLRPs) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MissingActualLRPs.ProtoReflect.Descriptor instead.
+func (*MissingActualLRPs) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *MissingActualLRPs) GetProcessGuid() string {
+	if x != nil {
+		return x.ProcessGuid
+	}
+	return ""
+}
+
+func (x *MissingActualLRPs) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *MissingActualLRPs) GetDesiredModificationTag() *ModificationTag {
+	if x != nil {
+		return x.DesiredModificationTag
+	}
+	return nil
+}
+
+func (x *MissingActualLRPs) GetIndices() []int32 {
+	if x != nil {
+		return x.Indices
+	}
+	return nil
+}
+
+// ActualLRPRetirement asks to retire an instance that is extra (its index is
+// at or past the desired instance count) or orphaned (no desired LRP). An
+// ORDINARY UNCLAIMED or CRASHED row is deleted, a CLAIMED or RUNNING one is
+// stopped by its cell as RetireActualLRP does; a SUSPECT row is deleted.
+type ActualLRPRetirement struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ActualLrp *ActualLRP             `protobuf:"bytes,1,opt,name=actual_lrp,json=actualLrp,proto3" json:"actual_lrp,omitempty"`
+	// desired_modification_tag is the desired LRP the instance is extra for,
+	// as read. Unset for an orphan: it is retired only while no desired LRP
+	// of its process exists.
+	DesiredModificationTag *ModificationTag `protobuf:"bytes,2,opt,name=desired_modification_tag,json=desiredModificationTag,proto3" json:"desired_modification_tag,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *ActualLRPRetirement) Reset() {
+	*x = ActualLRPRetirement{}
+	mi := &file_proto_models_bbs_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActualLRPRetirement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActualLRPRetirement) ProtoMessage() {}
+
+func (x *ActualLRPRetirement) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActualLRPRetirement.ProtoReflect.Descriptor instead.
+func (*ActualLRPRetirement) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ActualLRPRetirement) GetActualLrp() *ActualLRP {
+	if x != nil {
+		return x.ActualLrp
+	}
+	return nil
+}
+
+func (x *ActualLRPRetirement) GetDesiredModificationTag() *ModificationTag {
+	if x != nil {
+		return x.DesiredModificationTag
+	}
+	return nil
+}
+
+// ConvergeLRPsRequest carries the LRP half of a plan, one list per rule, in
+// the order the rules run (diego-facts §6.1).
+type ConvergeLRPsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// EVACUATING rows whose cell is gone: deleted.
+	RemoveEvacuating []*ActualLRP `protobuf:"bytes,1,rep,name=remove_evacuating,json=removeEvacuating,proto3" json:"remove_evacuating,omitempty"`
+	// ORDINARY CLAIMED/RUNNING rows on a lost cell: become SUSPECT, and a new
+	// UNCLAIMED ORDINARY row takes the slot.
+	Suspect []*ActualLRP `protobuf:"bytes,2,rep,name=suspect,proto3" json:"suspect,omitempty"`
+	// ORDINARY CLAIMED/RUNNING rows on a lost cell whose index already has a
+	// SUSPECT row (a replacement that lost its cell too): unclaimed.
+	UnclaimLost []*ActualLRP `protobuf:"bytes,3,rep,name=unclaim_lost,json=unclaimLost,proto3" json:"unclaim_lost,omitempty"`
+	// Empty index slots below the desired count: UNCLAIMED rows created.
+	CreateMissing []*MissingActualLRPs `protobuf:"bytes,4,rep,name=create_missing,json=createMissing,proto3" json:"create_missing,omitempty"`
+	// Extra and orphaned ORDINARY instances (fresh domains only).
+	Retire []*ActualLRPRetirement `protobuf:"bytes,5,rep,name=retire,proto3" json:"retire,omitempty"`
+	// SUSPECT rows no desired instance needs (no desired LRP, or an index at
+	// or past its count; fresh domains only): deleted.
+	RemoveOrphanedSuspect []*ActualLRPRetirement `protobuf:"bytes,6,rep,name=remove_orphaned_suspect,json=removeOrphanedSuspect,proto3" json:"remove_orphaned_suspect,omitempty"`
+	// SUSPECT rows whose replacement is RUNNING: deleted.
+	RemoveExtraSuspect []*ActualLRP `protobuf:"bytes,7,rep,name=remove_extra_suspect,json=removeExtraSuspect,proto3" json:"remove_extra_suspect,omitempty"`
+	// SUSPECT rows whose cell is present again: the replacement row is
+	// deleted and the SUSPECT row becomes ORDINARY.
+	PromoteSuspect []*ActualLRP `protobuf:"bytes,8,rep,name=promote_suspect,json=promoteSuspect,proto3" json:"promote_suspect,omitempty"`
+	// CRASHED rows due for a restart: unclaimed.
+	RestartCrashed []*ActualLRP `protobuf:"bytes,9,rep,name=restart_crashed,json=restartCrashed,proto3" json:"restart_crashed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConvergeLRPsRequest) Reset() {
+	*x = ConvergeLRPsRequest{}
+	mi := &file_proto_models_bbs_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergeLRPsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergeLRPsRequest) ProtoMessage() {}
+
+func (x *ConvergeLRPsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergeLRPsRequest.ProtoReflect.Descriptor instead.
+func (*ConvergeLRPsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ConvergeLRPsRequest) GetRemoveEvacuating() []*ActualLRP {
+	if x != nil {
+		return x.RemoveEvacuating
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetSuspect() []*ActualLRP {
+	if x != nil {
+		return x.Suspect
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetUnclaimLost() []*ActualLRP {
+	if x != nil {
+		return x.UnclaimLost
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetCreateMissing() []*MissingActualLRPs {
+	if x != nil {
+		return x.CreateMissing
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetRetire() []*ActualLRPRetirement {
+	if x != nil {
+		return x.Retire
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetRemoveOrphanedSuspect() []*ActualLRPRetirement {
+	if x != nil {
+		return x.RemoveOrphanedSuspect
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetRemoveExtraSuspect() []*ActualLRP {
+	if x != nil {
+		return x.RemoveExtraSuspect
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetPromoteSuspect() []*ActualLRP {
+	if x != nil {
+		return x.PromoteSuspect
+	}
+	return nil
+}
+
+func (x *ConvergeLRPsRequest) GetRestartCrashed() []*ActualLRP {
+	if x != nil {
+		return x.RestartCrashed
+	}
+	return nil
+}
+
+// ConvergeTasksRequest carries the task half of a plan, one list per rule,
+// in the order the rules run (diego-facts §6.2).
+type ConvergeTasksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PENDING too long: completed as failed "not started within time limit".
+	ExpirePending []*Task `protobuf:"bytes,1,rep,name=expire_pending,json=expirePending,proto3" json:"expire_pending,omitempty"`
+	// RUNNING on a lost cell: completed as failed "cell disappeared before
+	// completion".
+	FailOnLostCell []*Task `protobuf:"bytes,2,rep,name=fail_on_lost_cell,json=failOnLostCell,proto3" json:"fail_on_lost_cell,omitempty"`
+	// RESOLVING too long (the resolver is presumed dead): back to COMPLETED.
+	DemoteResolving []*Task `protobuf:"bytes,3,rep,name=demote_resolving,json=demoteResolving,proto3" json:"demote_resolving,omitempty"`
+	// COMPLETED too long ago: deleted.
+	DeleteCompleted []*Task `protobuf:"bytes,4,rep,name=delete_completed,json=deleteCompleted,proto3" json:"delete_completed,omitempty"`
+	// COMPLETED tasks whose completion callback is sent again.
+	KickCallbacks []string `protobuf:"bytes,5,rep,name=kick_callbacks,json=kickCallbacks,proto3" json:"kick_callbacks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergeTasksRequest) Reset() {
+	*x = ConvergeTasksRequest{}
+	mi := &file_proto_models_bbs_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergeTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergeTasksRequest) ProtoMessage() {}
+
+func (x *ConvergeTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergeTasksRequest.ProtoReflect.Descriptor instead.
+func (*ConvergeTasksRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ConvergeTasksRequest) GetExpirePending() []*Task {
+	if x != nil {
+		return x.ExpirePending
+	}
+	return nil
+}
+
+func (x *ConvergeTasksRequest) GetFailOnLostCell() []*Task {
+	if x != nil {
+		return x.FailOnLostCell
+	}
+	return nil
+}
+
+func (x *ConvergeTasksRequest) GetDemoteResolving() []*Task {
+	if x != nil {
+		return x.DemoteResolving
+	}
+	return nil
+}
+
+func (x *ConvergeTasksRequest) GetDeleteCompleted() []*Task {
+	if x != nil {
+		return x.DeleteCompleted
+	}
+	return nil
+}
+
+func (x *ConvergeTasksRequest) GetKickCallbacks() []string {
+	if x != nil {
+		return x.KickCallbacks
+	}
+	return nil
+}
+
+// ConvergenceOutcome is what became of one action.
+type ConvergenceOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// action is the request field the action came from, e.g. "suspect".
+	Action       string                    `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	ActualLrpKey *ActualLRPKey             `protobuf:"bytes,2,opt,name=actual_lrp_key,json=actualLrpKey,proto3" json:"actual_lrp_key,omitempty"`
+	TaskGuid     string                    `protobuf:"bytes,3,opt,name=task_guid,json=taskGuid,proto3" json:"task_guid,omitempty"`
+	Result       ConvergenceOutcome_Result `protobuf:"varint,4,opt,name=result,proto3,enum=gavel.models.v1.ConvergenceOutcome_Result" json:"result,omitempty"`
+	Reason       string                    `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// auction_indices are indices of actual_lrp_key's process left UNCLAIMED
+	// by the action, to be auctioned.
+	AuctionIndices []int32 `protobuf:"varint,6,rep,packed,name=auction_indices,json=auctionIndices,proto3" json:"auction_indices,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConvergenceOutcome) Reset() {
+	*x = ConvergenceOutcome{}
+	mi := &file_proto_models_bbs_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergenceOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergenceOutcome) ProtoMessage() {}
+
+func (x *ConvergenceOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergenceOutcome.ProtoReflect.Descriptor instead.
+func (*ConvergenceOutcome) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ConvergenceOutcome) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ConvergenceOutcome) GetActualLrpKey() *ActualLRPKey {
+	if x != nil {
+		return x.ActualLrpKey
+	}
+	return nil
+}
+
+func (x *ConvergenceOutcome) GetTaskGuid() string {
+	if x != nil {
+		return x.TaskGuid
+	}
+	return ""
+}
+
+func (x *ConvergenceOutcome) GetResult() ConvergenceOutcome_Result {
+	if x != nil {
+		return x.Result
+	}
+	return ConvergenceOutcome_RESULT_UNSPECIFIED
+}
+
+func (x *ConvergenceOutcome) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ConvergenceOutcome) GetAuctionIndices() []int32 {
+	if x != nil {
+		return x.AuctionIndices
+	}
+	return nil
+}
+
+type ConvergeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*ConvergenceOutcome  `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergeResponse) Reset() {
+	*x = ConvergeResponse{}
+	mi := &file_proto_models_bbs_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergeResponse) ProtoMessage() {}
+
+func (x *ConvergeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergeResponse.ProtoReflect.Descriptor instead.
+func (*ConvergeResponse) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ConvergeResponse) GetOutcomes() []*ConvergenceOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// ConvergenceSettings are the knobs a converger plans with; the leader
+// stores them with its state so a dry run plans as it does.
+type ConvergenceSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// guard_threshold is the share of cells (0 < share <= 1) that may vanish
+	// inside guard_window_ns before the mass-failure guard holds them.
+	GuardThreshold        float64 `protobuf:"fixed64,1,opt,name=guard_threshold,json=guardThreshold,proto3" json:"guard_threshold,omitempty"`
+	GuardWindowNs         int64   `protobuf:"varint,2,opt,name=guard_window_ns,json=guardWindowNs,proto3" json:"guard_window_ns,omitempty"`
+	StaleUnclaimedNs      int64   `protobuf:"varint,3,opt,name=stale_unclaimed_ns,json=staleUnclaimedNs,proto3" json:"stale_unclaimed_ns,omitempty"`
+	ExpirePendingTaskNs   int64   `protobuf:"varint,4,opt,name=expire_pending_task_ns,json=expirePendingTaskNs,proto3" json:"expire_pending_task_ns,omitempty"`
+	KickTaskNs            int64   `protobuf:"varint,5,opt,name=kick_task_ns,json=kickTaskNs,proto3" json:"kick_task_ns,omitempty"`
+	ExpireCompletedTaskNs int64   `protobuf:"varint,6,opt,name=expire_completed_task_ns,json=expireCompletedTaskNs,proto3" json:"expire_completed_task_ns,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ConvergenceSettings) Reset() {
+	*x = ConvergenceSettings{}
+	mi := &file_proto_models_bbs_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergenceSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergenceSettings) ProtoMessage() {}
+
+func (x *ConvergenceSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergenceSettings.ProtoReflect.Descriptor instead.
+func (*ConvergenceSettings) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ConvergenceSettings) GetGuardThreshold() float64 {
+	if x != nil {
+		return x.GuardThreshold
+	}
+	return 0
+}
+
+func (x *ConvergenceSettings) GetGuardWindowNs() int64 {
+	if x != nil {
+		return x.GuardWindowNs
+	}
+	return 0
+}
+
+func (x *ConvergenceSettings) GetStaleUnclaimedNs() int64 {
+	if x != nil {
+		return x.StaleUnclaimedNs
+	}
+	return 0
+}
+
+func (x *ConvergenceSettings) GetExpirePendingTaskNs() int64 {
+	if x != nil {
+		return x.ExpirePendingTaskNs
+	}
+	return 0
+}
+
+func (x *ConvergenceSettings) GetKickTaskNs() int64 {
+	if x != nil {
+		return x.KickTaskNs
+	}
+	return 0
+}
+
+func (x *ConvergenceSettings) GetExpireCompletedTaskNs() int64 {
+	if x != nil {
+		return x.ExpireCompletedTaskNs
+	}
+	return 0
+}
+
+// ConvergerCell is what the converger remembers about one cell.
+type ConvergerCell struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CellId string                 `protobuf:"bytes,1,opt,name=cell_id,json=cellId,proto3" json:"cell_id,omitempty"`
+	// last_seen is the last pass (ns) that found its presence; 0 if none did.
+	LastSeen int64 `protobuf:"varint,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// lost_at is the first pass (ns) that missed it; 0 while present.
+	LostAt int64 `protobuf:"varint,3,opt,name=lost_at,json=lostAt,proto3" json:"lost_at,omitempty"`
+	// held: the mass-failure guard holds back every replacement for it.
+	Held bool `protobuf:"varint,4,opt,name=held,proto3" json:"held,omitempty"`
+	// confirmed: an operator confirmed the loss, so it is acted on.
+	Confirmed     bool `protobuf:"varint,5,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergerCell) Reset() {
+	*x = ConvergerCell{}
+	mi := &file_proto_models_bbs_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergerCell) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergerCell) ProtoMessage() {}
+
+func (x *ConvergerCell) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergerCell.ProtoReflect.Descriptor instead.
+func (*ConvergerCell) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ConvergerCell) GetCellId() string {
+	if x != nil {
+		return x.CellId
+	}
+	return ""
+}
+
+func (x *ConvergerCell) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
+	}
+	return 0
+}
+
+func (x *ConvergerCell) GetLostAt() int64 {
+	if x != nil {
+		return x.LostAt
+	}
+	return 0
+}
+
+func (x *ConvergerCell) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *ConvergerCell) GetConfirmed() bool {
+	if x != nil {
+		return x.Confirmed
+	}
+	return false
+}
+
+// ConvergerState is the converger's memory between passes.
+type ConvergerState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Cells []*ConvergerCell       `protobuf:"bytes,1,rep,name=cells,proto3" json:"cells,omitempty"`
+	// guard_raised_at is when the guard was raised (ns); 0 while it is not.
+	GuardRaisedAt int64 `protobuf:"varint,2,opt,name=guard_raised_at,json=guardRaisedAt,proto3" json:"guard_raised_at,omitempty"`
+	// applied_confirmation_at is the confirmed_at of the last confirmation
+	// acted on.
+	AppliedConfirmationAt int64 `protobuf:"varint,3,opt,name=applied_confirmation_at,json=appliedConfirmationAt,proto3" json:"applied_confirmation_at,omitempty"`
+	UpdatedAt             int64 `protobuf:"varint,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// generation counts saves; a save names the generation it follows.
+	Generation uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// leader names the converger that saved it.
+	Leader        string               `protobuf:"bytes,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	Settings      *ConvergenceSettings `protobuf:"bytes,7,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergerState) Reset() {
+	*x = ConvergerState{}
+	mi := &file_proto_models_bbs_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergerState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergerState) ProtoMessage() {}
+
+func (x *ConvergerState) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergerState.ProtoReflect.Descriptor instead.
+func (*ConvergerState) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ConvergerState) GetCells() []*ConvergerCell {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *ConvergerState) GetGuardRaisedAt() int64 {
+	if x != nil {
+		return x.GuardRaisedAt
+	}
+	return 0
+}
+
+func (x *ConvergerState) GetAppliedConfirmationAt() int64 {
+	if x != nil {
+		return x.AppliedConfirmationAt
+	}
+	return 0
+}
+
+func (x *ConvergerState) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *ConvergerState) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ConvergerState) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ConvergerState) GetSettings() *ConvergenceSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// CellLossConfirmation is an operator's go-ahead to act on held cells.
+type CellLossConfirmation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CellIds       []string               `protobuf:"bytes,1,rep,name=cell_ids,json=cellIds,proto3" json:"cell_ids,omitempty"`
+	ConfirmedAt   int64                  `protobuf:"varint,2,opt,name=confirmed_at,json=confirmedAt,proto3" json:"confirmed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CellLossConfirmation) Reset() {
+	*x = CellLossConfirmation{}
+	mi := &file_proto_models_bbs_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CellLossConfirmation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CellLossConfirmation) ProtoMessage() {}
+
+func (x *CellLossConfirmation) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CellLossConfirmation.ProtoReflect.Descriptor instead.
+func (*CellLossConfirmation) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CellLossConfirmation) GetCellIds() []string {
+	if x != nil {
+		return x.CellIds
+	}
+	return nil
+}
+
+func (x *CellLossConfirmation) GetConfirmedAt() int64 {
+	if x != nil {
+		return x.ConfirmedAt
+	}
+	return 0
+}
+
+type SaveConvergerStateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state.generation must be one more than the stored state's (1 when
+	// none is stored), so two leaders never interleave their memories.
+	State         *ConvergerState `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveConvergerStateRequest) Reset() {
+	*x = SaveConvergerStateRequest{}
+	mi := &file_proto_models_bbs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveConvergerStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveConvergerStateRequest) ProtoMessage() {}
+
+func (x *SaveConvergerStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveConvergerStateRequest.ProtoReflect.Descriptor instead.
+func (*SaveConvergerStateRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SaveConvergerStateRequest) GetState() *ConvergerState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+type SaveConvergerStateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveConvergerStateResponse) Reset() {
+	*x = SaveConvergerStateResponse{}
+	mi := &file_proto_models_bbs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveConvergerStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveConvergerStateResponse) ProtoMessage() {}
+
+func (x *SaveConvergerStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveConvergerStateResponse.ProtoReflect.Descriptor instead.
+func (*SaveConvergerStateResponse) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{63}
+}
+
+type ConfirmCellLossRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cell_ids to act on; empty confirms every cell the guard holds.
+	CellIds       []string `protobuf:"bytes,1,rep,name=cell_ids,json=cellIds,proto3" json:"cell_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmCellLossRequest) Reset() {
+	*x = ConfirmCellLossRequest{}
+	mi := &file_proto_models_bbs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmCellLossRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmCellLossRequest) ProtoMessage() {}
+
+func (x *ConfirmCellLossRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmCellLossRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmCellLossRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ConfirmCellLossRequest) GetCellIds() []string {
+	if x != nil {
+		return x.CellIds
+	}
+	return nil
+}
+
+type ConfirmCellLossResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Confirmation  *CellLossConfirmation  `protobuf:"bytes,1,opt,name=confirmation,proto3" json:"confirmation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmCellLossResponse) Reset() {
+	*x = ConfirmCellLossResponse{}
+	mi := &file_proto_models_bbs_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmCellLossResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmCellLossResponse) ProtoMessage() {}
+
+func (x *ConfirmCellLossResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_bbs_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmCellLossResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmCellLossResponse) Descriptor() ([]byte, []int) {
+	return file_proto_models_bbs_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ConfirmCellLossResponse) GetConfirmation() *CellLossConfirmation {
+	if x != nil {
+		return x.Confirmation
+	}
+	return nil
+}
+
 var File_proto_models_bbs_proto protoreflect.FileDescriptor
 
 const file_proto_models_bbs_proto_rawDesc = "" +
@@ -2721,7 +3878,93 @@ const file_proto_models_bbs_proto_rawDesc = "" +
 	"\acell_id\x18\x01 \x01(\tR\x06cellId\x124\n" +
 	"\x05after\x18\x02 \x01(\v2\x1e.gavel.models.v1.EventPositionR\x05after\"R\n" +
 	"\x1aSubscribeTaskEventsRequest\x124\n" +
-	"\x05after\x18\x01 \x01(\v2\x1e.gavel.models.v1.EventPositionR\x05after2\xea\x1b\n" +
+	"\x05after\x18\x01 \x01(\v2\x1e.gavel.models.v1.EventPositionR\x05after\"\x1c\n" +
+	"\x1aConvergenceSnapshotRequest\"\x9e\x04\n" +
+	"\x1bConvergenceSnapshotResponse\x12j\n" +
+	"\x1cdesired_lrp_scheduling_infos\x18\x01 \x03(\v2).gavel.models.v1.DesiredLRPSchedulingInfoR\x19desiredLrpSchedulingInfos\x12;\n" +
+	"\vactual_lrps\x18\x02 \x03(\v2\x1a.gavel.models.v1.ActualLRPR\n" +
+	"actualLrps\x12+\n" +
+	"\x05tasks\x18\x03 \x03(\v2\x15.gavel.models.v1.TaskR\x05tasks\x123\n" +
+	"\x05cells\x18\x04 \x03(\v2\x1d.gavel.models.v1.CellPresenceR\x05cells\x121\n" +
+	"\adomains\x18\x05 \x03(\v2\x17.gavel.models.v1.DomainR\adomains\x12H\n" +
+	"\x0fconverger_state\x18\x06 \x01(\v2\x1f.gavel.models.v1.ConvergerStateR\x0econvergerState\x12[\n" +
+	"\x16cell_loss_confirmation\x18\a \x01(\v2%.gavel.models.v1.CellLossConfirmationR\x14cellLossConfirmation\x12\x1a\n" +
+	"\brevision\x18\b \x01(\x03R\brevision\"\xc4\x01\n" +
+	"\x11MissingActualLRPs\x12!\n" +
+	"\fprocess_guid\x18\x01 \x01(\tR\vprocessGuid\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\x12Z\n" +
+	"\x18desired_modification_tag\x18\x03 \x01(\v2 .gavel.models.v1.ModificationTagR\x16desiredModificationTag\x12\x18\n" +
+	"\aindices\x18\x04 \x03(\x05R\aindices\"\xac\x01\n" +
+	"\x13ActualLRPRetirement\x129\n" +
+	"\n" +
+	"actual_lrp\x18\x01 \x01(\v2\x1a.gavel.models.v1.ActualLRPR\tactualLrp\x12Z\n" +
+	"\x18desired_modification_tag\x18\x02 \x01(\v2 .gavel.models.v1.ModificationTagR\x16desiredModificationTag\"\x92\x05\n" +
+	"\x13ConvergeLRPsRequest\x12G\n" +
+	"\x11remove_evacuating\x18\x01 \x03(\v2\x1a.gavel.models.v1.ActualLRPR\x10removeEvacuating\x124\n" +
+	"\asuspect\x18\x02 \x03(\v2\x1a.gavel.models.v1.ActualLRPR\asuspect\x12=\n" +
+	"\funclaim_lost\x18\x03 \x03(\v2\x1a.gavel.models.v1.ActualLRPR\vunclaimLost\x12I\n" +
+	"\x0ecreate_missing\x18\x04 \x03(\v2\".gavel.models.v1.MissingActualLRPsR\rcreateMissing\x12<\n" +
+	"\x06retire\x18\x05 \x03(\v2$.gavel.models.v1.ActualLRPRetirementR\x06retire\x12\\\n" +
+	"\x17remove_orphaned_suspect\x18\x06 \x03(\v2$.gavel.models.v1.ActualLRPRetirementR\x15removeOrphanedSuspect\x12L\n" +
+	"\x14remove_extra_suspect\x18\a \x03(\v2\x1a.gavel.models.v1.ActualLRPR\x12removeExtraSuspect\x12C\n" +
+	"\x0fpromote_suspect\x18\b \x03(\v2\x1a.gavel.models.v1.ActualLRPR\x0epromoteSuspect\x12C\n" +
+	"\x0frestart_crashed\x18\t \x03(\v2\x1a.gavel.models.v1.ActualLRPR\x0erestartCrashed\"\xc1\x02\n" +
+	"\x14ConvergeTasksRequest\x12<\n" +
+	"\x0eexpire_pending\x18\x01 \x03(\v2\x15.gavel.models.v1.TaskR\rexpirePending\x12@\n" +
+	"\x11fail_on_lost_cell\x18\x02 \x03(\v2\x15.gavel.models.v1.TaskR\x0efailOnLostCell\x12@\n" +
+	"\x10demote_resolving\x18\x03 \x03(\v2\x15.gavel.models.v1.TaskR\x0fdemoteResolving\x12@\n" +
+	"\x10delete_completed\x18\x04 \x03(\v2\x15.gavel.models.v1.TaskR\x0fdeleteCompleted\x12%\n" +
+	"\x0ekick_callbacks\x18\x05 \x03(\tR\rkickCallbacks\"\xdb\x02\n" +
+	"\x12ConvergenceOutcome\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12C\n" +
+	"\x0eactual_lrp_key\x18\x02 \x01(\v2\x1d.gavel.models.v1.ActualLRPKeyR\factualLrpKey\x12\x1b\n" +
+	"\ttask_guid\x18\x03 \x01(\tR\btaskGuid\x12B\n" +
+	"\x06result\x18\x04 \x01(\x0e2*.gavel.models.v1.ConvergenceOutcome.ResultR\x06result\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12'\n" +
+	"\x0fauction_indices\x18\x06 \x03(\x05R\x0eauctionIndices\"F\n" +
+	"\x06Result\x12\x16\n" +
+	"\x12RESULT_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aAPPLIED\x10\x01\x12\v\n" +
+	"\aSKIPPED\x10\x02\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\x03\"S\n" +
+	"\x10ConvergeResponse\x12?\n" +
+	"\boutcomes\x18\x01 \x03(\v2#.gavel.models.v1.ConvergenceOutcomeR\boutcomes\"\xa4\x02\n" +
+	"\x13ConvergenceSettings\x12'\n" +
+	"\x0fguard_threshold\x18\x01 \x01(\x01R\x0eguardThreshold\x12&\n" +
+	"\x0fguard_window_ns\x18\x02 \x01(\x03R\rguardWindowNs\x12,\n" +
+	"\x12stale_unclaimed_ns\x18\x03 \x01(\x03R\x10staleUnclaimedNs\x123\n" +
+	"\x16expire_pending_task_ns\x18\x04 \x01(\x03R\x13expirePendingTaskNs\x12 \n" +
+	"\fkick_task_ns\x18\x05 \x01(\x03R\n" +
+	"kickTaskNs\x127\n" +
+	"\x18expire_completed_task_ns\x18\x06 \x01(\x03R\x15expireCompletedTaskNs\"\x90\x01\n" +
+	"\rConvergerCell\x12\x17\n" +
+	"\acell_id\x18\x01 \x01(\tR\x06cellId\x12\x1b\n" +
+	"\tlast_seen\x18\x02 \x01(\x03R\blastSeen\x12\x17\n" +
+	"\alost_at\x18\x03 \x01(\x03R\x06lostAt\x12\x12\n" +
+	"\x04held\x18\x04 \x01(\bR\x04held\x12\x1c\n" +
+	"\tconfirmed\x18\x05 \x01(\bR\tconfirmed\"\xbf\x02\n" +
+	"\x0eConvergerState\x124\n" +
+	"\x05cells\x18\x01 \x03(\v2\x1e.gavel.models.v1.ConvergerCellR\x05cells\x12&\n" +
+	"\x0fguard_raised_at\x18\x02 \x01(\x03R\rguardRaisedAt\x126\n" +
+	"\x17applied_confirmation_at\x18\x03 \x01(\x03R\x15appliedConfirmationAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x04 \x01(\x03R\tupdatedAt\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x04R\n" +
+	"generation\x12\x16\n" +
+	"\x06leader\x18\x06 \x01(\tR\x06leader\x12@\n" +
+	"\bsettings\x18\a \x01(\v2$.gavel.models.v1.ConvergenceSettingsR\bsettings\"T\n" +
+	"\x14CellLossConfirmation\x12\x19\n" +
+	"\bcell_ids\x18\x01 \x03(\tR\acellIds\x12!\n" +
+	"\fconfirmed_at\x18\x02 \x01(\x03R\vconfirmedAt\"R\n" +
+	"\x19SaveConvergerStateRequest\x125\n" +
+	"\x05state\x18\x01 \x01(\v2\x1f.gavel.models.v1.ConvergerStateR\x05state\"\x1c\n" +
+	"\x1aSaveConvergerStateResponse\"3\n" +
+	"\x16ConfirmCellLossRequest\x12\x19\n" +
+	"\bcell_ids\x18\x01 \x03(\tR\acellIds\"d\n" +
+	"\x17ConfirmCellLossResponse\x12I\n" +
+	"\fconfirmation\x18\x01 \x01(\v2%.gavel.models.v1.CellLossConfirmationR\fconfirmation2\xe5\x1f\n" +
 	"\x03BBS\x12X\n" +
 	"\vListDomains\x12#.gavel.models.v1.ListDomainsRequest\x1a$.gavel.models.v1.ListDomainsResponse\x12[\n" +
 	"\fUpsertDomain\x12$.gavel.models.v1.UpsertDomainRequest\x1a%.gavel.models.v1.UpsertDomainResponse\x12R\n" +
@@ -2762,7 +4005,12 @@ const file_proto_models_bbs_proto_rawDesc = "" +
 	"\aGetCell\x12\x1f.gavel.models.v1.GetCellRequest\x1a .gavel.models.v1.GetCellResponse\x12d\n" +
 	"\x0fSetCellPresence\x12'.gavel.models.v1.SetCellPresenceRequest\x1a(.gavel.models.v1.SetCellPresenceResponse\x12]\n" +
 	"\x12SubscribeLRPEvents\x12*.gavel.models.v1.SubscribeLRPEventsRequest\x1a\x19.gavel.models.v1.LRPEvent0\x01\x12`\n" +
-	"\x13SubscribeTaskEvents\x12+.gavel.models.v1.SubscribeTaskEventsRequest\x1a\x1a.gavel.models.v1.TaskEvent0\x01B/Z-github.com/gavel-scheduler/gavel/proto/modelsb\x06proto3"
+	"\x13SubscribeTaskEvents\x12+.gavel.models.v1.SubscribeTaskEventsRequest\x1a\x1a.gavel.models.v1.TaskEvent0\x01\x12p\n" +
+	"\x13ConvergenceSnapshot\x12+.gavel.models.v1.ConvergenceSnapshotRequest\x1a,.gavel.models.v1.ConvergenceSnapshotResponse\x12W\n" +
+	"\fConvergeLRPs\x12$.gavel.models.v1.ConvergeLRPsRequest\x1a!.gavel.models.v1.ConvergeResponse\x12Y\n" +
+	"\rConvergeTasks\x12%.gavel.models.v1.ConvergeTasksRequest\x1a!.gavel.models.v1.ConvergeResponse\x12m\n" +
+	"\x12SaveConvergerState\x12*.gavel.models.v1.SaveConvergerStateRequest\x1a+.gavel.models.v1.SaveConvergerStateResponse\x12d\n" +
+	"\x0fConfirmCellLoss\x12'.gavel.models.v1.ConfirmCellLossRequest\x1a(.gavel.models.v1.ConfirmCellLossResponseB/Z-github.com/gavel-scheduler/gavel/proto/modelsb\x06proto3"
 
 var (
 	file_proto_models_bbs_proto_rawDescOnce sync.Once
@@ -2776,196 +4024,255 @@ func file_proto_models_bbs_proto_rawDescGZIP() []byte {
 	return file_proto_models_bbs_proto_rawDescData
 }
 
-var file_proto_models_bbs_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_proto_models_bbs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_proto_models_bbs_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_proto_models_bbs_proto_goTypes = []any{
-	(*ListDomainsRequest)(nil),                    // 0: gavel.models.v1.ListDomainsRequest
-	(*ListDomainsResponse)(nil),                   // 1: gavel.models.v1.ListDomainsResponse
-	(*UpsertDomainRequest)(nil),                   // 2: gavel.models.v1.UpsertDomainRequest
-	(*UpsertDomainResponse)(nil),                  // 3: gavel.models.v1.UpsertDomainResponse
-	(*DesireLRPRequest)(nil),                      // 4: gavel.models.v1.DesireLRPRequest
-	(*DesireLRPResponse)(nil),                     // 5: gavel.models.v1.DesireLRPResponse
-	(*UpdateDesiredLRPRequest)(nil),               // 6: gavel.models.v1.UpdateDesiredLRPRequest
-	(*UpdateDesiredLRPResponse)(nil),              // 7: gavel.models.v1.UpdateDesiredLRPResponse
-	(*RemoveDesiredLRPRequest)(nil),               // 8: gavel.models.v1.RemoveDesiredLRPRequest
-	(*RemoveDesiredLRPResponse)(nil),              // 9: gavel.models.v1.RemoveDesiredLRPResponse
-	(*ListDesiredLRPsRequest)(nil),                // 10: gavel.models.v1.ListDesiredLRPsRequest
-	(*ListDesiredLRPsResponse)(nil),               // 11: gavel.models.v1.ListDesiredLRPsResponse
-	(*GetDesiredLRPRequest)(nil),                  // 12: gavel.models.v1.GetDesiredLRPRequest
-	(*GetDesiredLRPResponse)(nil),                 // 13: gavel.models.v1.GetDesiredLRPResponse
-	(*ListDesiredLRPSchedulingInfosResponse)(nil), // 14: gavel.models.v1.ListDesiredLRPSchedulingInfosResponse
-	(*GetDesiredLRPSchedulingInfoResponse)(nil),   // 15: gavel.models.v1.GetDesiredLRPSchedulingInfoResponse
-	(*ListActualLRPsRequest)(nil),                 // 16: gavel.models.v1.ListActualLRPsRequest
-	(*ListActualLRPsResponse)(nil),                // 17: gavel.models.v1.ListActualLRPsResponse
-	(*ClaimActualLRPRequest)(nil),                 // 18: gavel.models.v1.ClaimActualLRPRequest
-	(*StartActualLRPRequest)(nil),                 // 19: gavel.models.v1.StartActualLRPRequest
-	(*CrashActualLRPRequest)(nil),                 // 20: gavel.models.v1.CrashActualLRPRequest
-	(*FailActualLRPRequest)(nil),                  // 21: gavel.models.v1.FailActualLRPRequest
-	(*RemoveActualLRPRequest)(nil),                // 22: gavel.models.v1.RemoveActualLRPRequest
-	(*RetireActualLRPRequest)(nil),                // 23: gavel.models.v1.RetireActualLRPRequest
-	(*ActualLRPLifecycleResponse)(nil),            // 24: gavel.models.v1.ActualLRPLifecycleResponse
-	(*EvacuateClaimedActualLRPRequest)(nil),       // 25: gavel.models.v1.EvacuateClaimedActualLRPRequest
-	(*EvacuateRunningActualLRPRequest)(nil),       // 26: gavel.models.v1.EvacuateRunningActualLRPRequest
-	(*EvacuateStoppedActualLRPRequest)(nil),       // 27: gavel.models.v1.EvacuateStoppedActualLRPRequest
-	(*EvacuateCrashedActualLRPRequest)(nil),       // 28: gavel.models.v1.EvacuateCrashedActualLRPRequest
-	(*RemoveEvacuatingActualLRPRequest)(nil),      // 29: gavel.models.v1.RemoveEvacuatingActualLRPRequest
-	(*EvacuationResponse)(nil),                    // 30: gavel.models.v1.EvacuationResponse
-	(*DesireTaskRequest)(nil),                     // 31: gavel.models.v1.DesireTaskRequest
-	(*StartTaskRequest)(nil),                      // 32: gavel.models.v1.StartTaskRequest
-	(*StartTaskResponse)(nil),                     // 33: gavel.models.v1.StartTaskResponse
-	(*TaskGuidRequest)(nil),                       // 34: gavel.models.v1.TaskGuidRequest
-	(*FailTaskRequest)(nil),                       // 35: gavel.models.v1.FailTaskRequest
-	(*RejectTaskRequest)(nil),                     // 36: gavel.models.v1.RejectTaskRequest
-	(*CompleteTaskRequest)(nil),                   // 37: gavel.models.v1.CompleteTaskRequest
-	(*TaskLifecycleResponse)(nil),                 // 38: gavel.models.v1.TaskLifecycleResponse
-	(*ListTasksRequest)(nil),                      // 39: gavel.models.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),                     // 40: gavel.models.v1.ListTasksResponse
-	(*GetTaskResponse)(nil),                       // 41: gavel.models.v1.GetTaskResponse
-	(*ListCellsRequest)(nil),                      // 42: gavel.models.v1.ListCellsRequest
-	(*ListCellsResponse)(nil),                     // 43: gavel.models.v1.ListCellsResponse
-	(*GetCellRequest)(nil),                        // 44: gavel.models.v1.GetCellRequest
-	(*GetCellResponse)(nil),                       // 45: gavel.models.v1.GetCellResponse
-	(*SetCellPresenceRequest)(nil),                // 46: gavel.models.v1.SetCellPresenceRequest
-	(*SetCellPresenceResponse)(nil),               // 47: gavel.models.v1.SetCellPresenceResponse
-	(*SubscribeLRPEventsRequest)(nil),             // 48: gavel.models.v1.SubscribeLRPEventsRequest
-	(*SubscribeTaskEventsRequest)(nil),            // 49: gavel.models.v1.SubscribeTaskEventsRequest
-	nil,                                           // 50: gavel.models.v1.StartActualLRPRequest.MetricTagsEntry
-	nil,                                           // 51: gavel.models.v1.EvacuateRunningActualLRPRequest.MetricTagsEntry
-	(*Domain)(nil),                                // 52: gavel.models.v1.Domain
-	(*DesiredLRP)(nil),                            // 53: gavel.models.v1.DesiredLRP
-	(*DesiredLRPUpdate)(nil),                      // 54: gavel.models.v1.DesiredLRPUpdate
-	(*DesiredLRPSchedulingInfo)(nil),              // 55: gavel.models.v1.DesiredLRPSchedulingInfo
-	(*ActualLRP)(nil),                             // 56: gavel.models.v1.ActualLRP
-	(*ActualLRPInstanceKey)(nil),                  // 57: gavel.models.v1.ActualLRPInstanceKey
-	(*ActualLRPKey)(nil),                          // 58: gavel.models.v1.ActualLRPKey
-	(*ActualLRPNetInfo)(nil),                      // 59: gavel.models.v1.ActualLRPNetInfo
-	(*ActualLRPInternalRoute)(nil),                // 60: gavel.models.v1.ActualLRPInternalRoute
-	(*TaskDefinition)(nil),                        // 61: gavel.models.v1.TaskDefinition
-	(*Task)(nil),                                  // 62: gavel.models.v1.Task
-	(*CellPresence)(nil),                          // 63: gavel.models.v1.CellPresence
-	(*EventPosition)(nil),                         // 64: gavel.models.v1.EventPosition
-	(*LRPEvent)(nil),                              // 65: gavel.models.v1.LRPEvent
-	(*TaskEvent)(nil),                             // 66: gavel.models.v1.TaskEvent
+	(ConvergenceOutcome_Result)(0),                // 0: gavel.models.v1.ConvergenceOutcome.Result
+	(*ListDomainsRequest)(nil),                    // 1: gavel.models.v1.ListDomainsRequest
+	(*ListDomainsResponse)(nil),                   // 2: gavel.models.v1.ListDomainsResponse
+	(*UpsertDomainRequest)(nil),                   // 3: gavel.models.v1.UpsertDomainRequest
+	(*UpsertDomainResponse)(nil),                  // 4: gavel.models.v1.UpsertDomainResponse
+	(*DesireLRPRequest)(nil),                      // 5: gavel.models.v1.DesireLRPRequest
+	(*DesireLRPResponse)(nil),                     // 6: gavel.models.v1.DesireLRPResponse
+	(*UpdateDesiredLRPRequest)(nil),               // 7: gavel.models.v1.UpdateDesiredLRPRequest
+	(*UpdateDesiredLRPResponse)(nil),              // 8: gavel.models.v1.UpdateDesiredLRPResponse
+	(*RemoveDesiredLRPRequest)(nil),               // 9: gavel.models.v1.RemoveDesiredLRPRequest
+	(*RemoveDesiredLRPResponse)(nil),              // 10: gavel.models.v1.RemoveDesiredLRPResponse
+	(*ListDesiredLRPsRequest)(nil),                // 11: gavel.models.v1.ListDesiredLRPsRequest
+	(*ListDesiredLRPsResponse)(nil),               // 12: gavel.models.v1.ListDesiredLRPsResponse
+	(*GetDesiredLRPRequest)(nil),                  // 13: gavel.models.v1.GetDesiredLRPRequest
+	(*GetDesiredLRPResponse)(nil),                 // 14: gavel.models.v1.GetDesiredLRPResponse
+	(*ListDesiredLRPSchedulingInfosResponse)(nil), // 15: gavel.models.v1.ListDesiredLRPSchedulingInfosResponse
+	(*GetDesiredLRPSchedulingInfoResponse)(nil),   // 16: gavel.models.v1.GetDesiredLRPSchedulingInfoResponse
+	(*ListActualLRPsRequest)(nil),                 // 17: gavel.models.v1.ListActualLRPsRequest
+	(*ListActualLRPsResponse)(nil),                // 18: gavel.models.v1.ListActualLRPsResponse
+	(*ClaimActualLRPRequest)(nil),                 // 19: gavel.models.v1.ClaimActualLRPRequest
+	(*StartActualLRPRequest)(nil),                 // 20: gavel.models.v1.StartActualLRPRequest
+	(*CrashActualLRPRequest)(nil),                 // 21: gavel.models.v1.CrashActualLRPRequest
+	(*FailActualLRPRequest)(nil),                  // 22: gavel.models.v1.FailActualLRPRequest
+	(*RemoveActualLRPRequest)(nil),                // 23: gavel.models.v1.RemoveActualLRPRequest
+	(*RetireActualLRPRequest)(nil),                // 24: gavel.models.v1.RetireActualLRPRequest
+	(*ActualLRPLifecycleResponse)(nil),            // 25: gavel.models.v1.ActualLRPLifecycleResponse
+	(*EvacuateClaimedActualLRPRequest)(nil),       // 26: gavel.models.v1.EvacuateClaimedActualLRPRequest
+	(*EvacuateRunningActualLRPRequest)(nil),       // 27: gavel.models.v1.EvacuateRunningActualLRPRequest
+	(*EvacuateStoppedActualLRPRequest)(nil),       // 28: gavel.models.v1.EvacuateStoppedActualLRPRequest
+	(*EvacuateCrashedActualLRPRequest)(nil),       // 29: gavel.models.v1.EvacuateCrashedActualLRPRequest
+	(*RemoveEvacuatingActualLRPRequest)(nil),      // 30: gavel.models.v1.RemoveEvacuatingActualLRPRequest
+	(*EvacuationResponse)(nil),                    // 31: gavel.models.v1.EvacuationResponse
+	(*DesireTaskRequest)(nil),                     // 32: gavel.models.v1.DesireTaskRequest
+	(*StartTaskRequest)(nil),                      // 33: gavel.models.v1.StartTaskRequest
+	(*StartTaskResponse)(nil),                     // 34: gavel.models.v1.StartTaskResponse
+	(*TaskGuidRequest)(nil),                       // 35: gavel.models.v1.TaskGuidRequest
+	(*FailTaskRequest)(nil),                       // 36: gavel.models.v1.FailTaskRequest
+	(*RejectTaskRequest)(nil),                     // 37: gavel.models.v1.RejectTaskRequest
+	(*CompleteTaskRequest)(nil),                   // 38: gavel.models.v1.CompleteTaskRequest
+	(*TaskLifecycleResponse)(nil),                 // 39: gavel.models.v1.TaskLifecycleResponse
+	(*ListTasksRequest)(nil),                      // 40: gavel.models.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),                     // 41: gavel.models.v1.ListTasksResponse
+	(*GetTaskResponse)(nil),                       // 42: gavel.models.v1.GetTaskResponse
+	(*ListCellsRequest)(nil),                      // 43: gavel.models.v1.ListCellsRequest
+	(*ListCellsResponse)(nil),                     // 44: gavel.models.v1.ListCellsResponse
+	(*GetCellRequest)(nil),                        // 45: gavel.models.v1.GetCellRequest
+	(*GetCellResponse)(nil),                       // 46: gavel.models.v1.GetCellResponse
+	(*SetCellPresenceRequest)(nil),                // 47: gavel.models.v1.SetCellPresenceRequest
+	(*SetCellPresenceResponse)(nil),               // 48: gavel.models.v1.SetCellPresenceResponse
+	(*SubscribeLRPEventsRequest)(nil),             // 49: gavel.models.v1.SubscribeLRPEventsRequest
+	(*SubscribeTaskEventsRequest)(nil),            // 50: gavel.models.v1.SubscribeTaskEventsRequest
+	(*ConvergenceSnapshotRequest)(nil),            // 51: gavel.models.v1.ConvergenceSnapshotRequest
+	(*ConvergenceSnapshotResponse)(nil),           // 52: gavel.models.v1.ConvergenceSnapshotResponse
+	(*MissingActualLRPs)(nil),                     // 53: gavel.models.v1.MissingActualLRPs
+	(*ActualLRPRetirement)(nil),                   // 54: gavel.models.v1.ActualLRPRetirement
+	(*ConvergeLRPsRequest)(nil),                   // 55: gavel.models.v1.ConvergeLRPsRequest
+	(*ConvergeTasksRequest)(nil),                  // 56: gavel.models.v1.ConvergeTasksRequest
+	(*ConvergenceOutcome)(nil),                    // 57: gavel.models.v1.ConvergenceOutcome
+	(*ConvergeResponse)(nil),                      // 58: gavel.models.v1.ConvergeResponse
+	(*ConvergenceSettings)(nil),                   // 59: gavel.models.v1.ConvergenceSettings
+	(*ConvergerCell)(nil),                         // 60: gavel.models.v1.ConvergerCell
+	(*ConvergerState)(nil),                        // 61: gavel.models.v1.ConvergerState
+	(*CellLossConfirmation)(nil),                  // 62: gavel.models.v1.CellLossConfirmation
+	(*SaveConvergerStateRequest)(nil),             // 63: gavel.models.v1.SaveConvergerStateRequest
+	(*SaveConvergerStateResponse)(nil),            // 64: gavel.models.v1.SaveConvergerStateResponse
+	(*ConfirmCellLossRequest)(nil),                // 65: gavel.models.v1.ConfirmCellLossRequest
+	(*ConfirmCellLossResponse)(nil),               // 66: gavel.models.v1.ConfirmCellLossResponse
+	nil,                                           // 67: gavel.models.v1.StartActualLRPRequest.MetricTagsEntry
+	nil,                                           // 68: gavel.models.v1.EvacuateRunningActualLRPRequest.MetricTagsEntry
+	(*Domain)(nil),                                // 69: gavel.models.v1.Domain
+	(*DesiredLRP)(nil),                            // 70: gavel.models.v1.DesiredLRP
+	(*DesiredLRPUpdate)(nil),                      // 71: gavel.models.v1.DesiredLRPUpdate
+	(*DesiredLRPSchedulingInfo)(nil),              // 72: gavel.models.v1.DesiredLRPSchedulingInfo
+	(*ActualLRP)(nil),                             // 73: gavel.models.v1.ActualLRP
+	(*ActualLRPInstanceKey)(nil),                  // 74: gavel.models.v1.ActualLRPInstanceKey
+	(*ActualLRPKey)(nil),                          // 75: gavel.models.v1.ActualLRPKey
+	(*ActualLRPNetInfo)(nil),                      // 76: gavel.models.v1.ActualLRPNetInfo
+	(*ActualLRPInternalRoute)(nil),                // 77: gavel.models.v1.ActualLRPInternalRoute
+	(*TaskDefinition)(nil),                        // 78: gavel.models.v1.TaskDefinition
+	(*Task)(nil),                                  // 79: gavel.models.v1.Task
+	(*CellPresence)(nil),                          // 80: gavel.models.v1.CellPresence
+	(*EventPosition)(nil),                         // 81: gavel.models.v1.EventPosition
+	(*ModificationTag)(nil),                       // 82: gavel.models.v1.ModificationTag
+	(*LRPEvent)(nil),                              // 83: gavel.models.v1.LRPEvent
+	(*TaskEvent)(nil),                             // 84: gavel.models.v1.TaskEvent
 }
 var file_proto_models_bbs_proto_depIdxs = []int32{
-	52, // 0: gavel.models.v1.ListDomainsResponse.domains:type_name -> gavel.models.v1.Domain
-	53, // 1: gavel.models.v1.DesireLRPRequest.desired_lrp:type_name -> gavel.models.v1.DesiredLRP
-	54, // 2: gavel.models.v1.UpdateDesiredLRPRequest.update:type_name -> gavel.models.v1.DesiredLRPUpdate
-	53, // 3: gavel.models.v1.ListDesiredLRPsResponse.desired_lrps:type_name -> gavel.models.v1.DesiredLRP
-	53, // 4: gavel.models.v1.GetDesiredLRPResponse.desired_lrp:type_name -> gavel.models.v1.DesiredLRP
-	55, // 5: gavel.models.v1.ListDesiredLRPSchedulingInfosResponse.desired_lrp_scheduling_infos:type_name -> gavel.models.v1.DesiredLRPSchedulingInfo
-	55, // 6: gavel.models.v1.GetDesiredLRPSchedulingInfoResponse.desired_lrp_scheduling_info:type_name -> gavel.models.v1.DesiredLRPSchedulingInfo
-	56, // 7: gavel.models.v1.ListActualLRPsResponse.actual_lrps:type_name -> gavel.models.v1.ActualLRP
-	57, // 8: gavel.models.v1.ClaimActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	58, // 9: gavel.models.v1.StartActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 10: gavel.models.v1.StartActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	59, // 11: gavel.models.v1.StartActualLRPRequest.actual_lrp_net_info:type_name -> gavel.models.v1.ActualLRPNetInfo
-	60, // 12: gavel.models.v1.StartActualLRPRequest.actual_lrp_internal_routes:type_name -> gavel.models.v1.ActualLRPInternalRoute
-	50, // 13: gavel.models.v1.StartActualLRPRequest.metric_tags:type_name -> gavel.models.v1.StartActualLRPRequest.MetricTagsEntry
-	58, // 14: gavel.models.v1.CrashActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 15: gavel.models.v1.CrashActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	58, // 16: gavel.models.v1.FailActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 17: gavel.models.v1.RemoveActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	58, // 18: gavel.models.v1.RetireActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	56, // 19: gavel.models.v1.ActualLRPLifecycleResponse.actual_lrp:type_name -> gavel.models.v1.ActualLRP
-	58, // 20: gavel.models.v1.EvacuateClaimedActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 21: gavel.models.v1.EvacuateClaimedActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	58, // 22: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 23: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	59, // 24: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_net_info:type_name -> gavel.models.v1.ActualLRPNetInfo
-	60, // 25: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_internal_routes:type_name -> gavel.models.v1.ActualLRPInternalRoute
-	51, // 26: gavel.models.v1.EvacuateRunningActualLRPRequest.metric_tags:type_name -> gavel.models.v1.EvacuateRunningActualLRPRequest.MetricTagsEntry
-	58, // 27: gavel.models.v1.EvacuateStoppedActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 28: gavel.models.v1.EvacuateStoppedActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	58, // 29: gavel.models.v1.EvacuateCrashedActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 30: gavel.models.v1.EvacuateCrashedActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	58, // 31: gavel.models.v1.RemoveEvacuatingActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	57, // 32: gavel.models.v1.RemoveEvacuatingActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	61, // 33: gavel.models.v1.DesireTaskRequest.task_definition:type_name -> gavel.models.v1.TaskDefinition
-	62, // 34: gavel.models.v1.TaskLifecycleResponse.task:type_name -> gavel.models.v1.Task
-	62, // 35: gavel.models.v1.ListTasksResponse.tasks:type_name -> gavel.models.v1.Task
-	62, // 36: gavel.models.v1.GetTaskResponse.task:type_name -> gavel.models.v1.Task
-	63, // 37: gavel.models.v1.ListCellsResponse.cells:type_name -> gavel.models.v1.CellPresence
-	63, // 38: gavel.models.v1.GetCellResponse.cell:type_name -> gavel.models.v1.CellPresence
-	63, // 39: gavel.models.v1.SetCellPresenceRequest.cell:type_name -> gavel.models.v1.CellPresence
-	64, // 40: gavel.models.v1.SubscribeLRPEventsRequest.after:type_name -> gavel.models.v1.EventPosition
-	64, // 41: gavel.models.v1.SubscribeTaskEventsRequest.after:type_name -> gavel.models.v1.EventPosition
-	0,  // 42: gavel.models.v1.BBS.ListDomains:input_type -> gavel.models.v1.ListDomainsRequest
-	2,  // 43: gavel.models.v1.BBS.UpsertDomain:input_type -> gavel.models.v1.UpsertDomainRequest
-	4,  // 44: gavel.models.v1.BBS.DesireLRP:input_type -> gavel.models.v1.DesireLRPRequest
-	6,  // 45: gavel.models.v1.BBS.UpdateDesiredLRP:input_type -> gavel.models.v1.UpdateDesiredLRPRequest
-	8,  // 46: gavel.models.v1.BBS.RemoveDesiredLRP:input_type -> gavel.models.v1.RemoveDesiredLRPRequest
-	10, // 47: gavel.models.v1.BBS.ListDesiredLRPs:input_type -> gavel.models.v1.ListDesiredLRPsRequest
-	12, // 48: gavel.models.v1.BBS.GetDesiredLRP:input_type -> gavel.models.v1.GetDesiredLRPRequest
-	10, // 49: gavel.models.v1.BBS.ListDesiredLRPSchedulingInfos:input_type -> gavel.models.v1.ListDesiredLRPsRequest
-	12, // 50: gavel.models.v1.BBS.GetDesiredLRPSchedulingInfo:input_type -> gavel.models.v1.GetDesiredLRPRequest
-	16, // 51: gavel.models.v1.BBS.ListActualLRPs:input_type -> gavel.models.v1.ListActualLRPsRequest
-	18, // 52: gavel.models.v1.BBS.ClaimActualLRP:input_type -> gavel.models.v1.ClaimActualLRPRequest
-	19, // 53: gavel.models.v1.BBS.StartActualLRP:input_type -> gavel.models.v1.StartActualLRPRequest
-	20, // 54: gavel.models.v1.BBS.CrashActualLRP:input_type -> gavel.models.v1.CrashActualLRPRequest
-	21, // 55: gavel.models.v1.BBS.FailActualLRP:input_type -> gavel.models.v1.FailActualLRPRequest
-	22, // 56: gavel.models.v1.BBS.RemoveActualLRP:input_type -> gavel.models.v1.RemoveActualLRPRequest
-	23, // 57: gavel.models.v1.BBS.RetireActualLRP:input_type -> gavel.models.v1.RetireActualLRPRequest
-	25, // 58: gavel.models.v1.BBS.EvacuateClaimedActualLRP:input_type -> gavel.models.v1.EvacuateClaimedActualLRPRequest
-	26, // 59: gavel.models.v1.BBS.EvacuateRunningActualLRP:input_type -> gavel.models.v1.EvacuateRunningActualLRPRequest
-	27, // 60: gavel.models.v1.BBS.EvacuateStoppedActualLRP:input_type -> gavel.models.v1.EvacuateStoppedActualLRPRequest
-	28, // 61: gavel.models.v1.BBS.EvacuateCrashedActualLRP:input_type -> gavel.models.v1.EvacuateCrashedActualLRPRequest
-	29, // 62: gavel.models.v1.BBS.RemoveEvacuatingActualLRP:input_type -> gavel.models.v1.RemoveEvacuatingActualLRPRequest
-	31, // 63: gavel.models.v1.BBS.DesireTask:input_type -> gavel.models.v1.DesireTaskRequest
-	32, // 64: gavel.models.v1.BBS.StartTask:input_type -> gavel.models.v1.StartTaskRequest
-	34, // 65: gavel.models.v1.BBS.CancelTask:input_type -> gavel.models.v1.TaskGuidRequest
-	35, // 66: gavel.models.v1.BBS.FailTask:input_type -> gavel.models.v1.FailTaskRequest
-	36, // 67: gavel.models.v1.BBS.RejectTask:input_type -> gavel.models.v1.RejectTaskRequest
-	37, // 68: gavel.models.v1.BBS.CompleteTask:input_type -> gavel.models.v1.CompleteTaskRequest
-	34, // 69: gavel.models.v1.BBS.ResolvingTask:input_type -> gavel.models.v1.TaskGuidRequest
-	34, // 70: gavel.models.v1.BBS.DeleteTask:input_type -> gavel.models.v1.TaskGuidRequest
-	39, // 71: gavel.models.v1.BBS.ListTasks:input_type -> gavel.models.v1.ListTasksRequest
-	34, // 72: gavel.models.v1.BBS.GetTask:input_type -> gavel.models.v1.TaskGuidRequest
-	42, // 73: gavel.models.v1.BBS.ListCells:input_type -> gavel.models.v1.ListCellsRequest
-	44, // 74: gavel.models.v1.BBS.GetCell:input_type -> gavel.models.v1.GetCellRequest
-	46, // 75: gavel.models.v1.BBS.SetCellPresence:input_type -> gavel.models.v1.SetCellPresenceRequest
-	48, // 76: gavel.models.v1.BBS.SubscribeLRPEvents:input_type -> gavel.models.v1.SubscribeLRPEventsRequest
-	49, // 77: gavel.models.v1.BBS.SubscribeTaskEvents:input_type -> gavel.models.v1.SubscribeTaskEventsRequest
-	1,  // 78: gavel.models.v1.BBS.ListDomains:output_type -> gavel.models.v1.ListDomainsResponse
-	3,  // 79: gavel.models.v1.BBS.UpsertDomain:output_type -> gavel.models.v1.UpsertDomainResponse
-	5,  // 80: gavel.models.v1.BBS.DesireLRP:output_type -> gavel.models.v1.DesireLRPResponse
-	7,  // 81: gavel.models.v1.BBS.UpdateDesiredLRP:output_type -> gavel.models.v1.UpdateDesiredLRPResponse
-	9,  // 82: gavel.models.v1.BBS.RemoveDesiredLRP:output_type -> gavel.models.v1.RemoveDesiredLRPResponse
-	11, // 83: gavel.models.v1.BBS.ListDesiredLRPs:output_type -> gavel.models.v1.ListDesiredLRPsResponse
-	13, // 84: gavel.models.v1.BBS.GetDesiredLRP:output_type -> gavel.models.v1.GetDesiredLRPResponse
-	14, // 85: gavel.models.v1.BBS.ListDesiredLRPSchedulingInfos:output_type -> gavel.models.v1.ListDesiredLRPSchedulingInfosResponse
-	15, // 86: gavel.models.v1.BBS.GetDesiredLRPSchedulingInfo:output_type -> gavel.models.v1.GetDesiredLRPSchedulingInfoResponse
-	17, // 87: gavel.models.v1.BBS.ListActualLRPs:output_type -> gavel.models.v1.ListActualLRPsResponse
-	24, // 88: gavel.models.v1.BBS.ClaimActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
-	24, // 89: gavel.models.v1.BBS.StartActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
-	24, // 90: gavel.models.v1.BBS.CrashActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
-	24, // 91: gavel.models.v1.BBS.FailActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
-	24, // 92: gavel.models.v1.BBS.RemoveActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
-	24, // 93: gavel.models.v1.BBS.RetireActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
-	30, // 94: gavel.models.v1.BBS.EvacuateClaimedActualLRP:output_type -> gavel.models.v1.EvacuationResponse
-	30, // 95: gavel.models.v1.BBS.EvacuateRunningActualLRP:output_type -> gavel.models.v1.EvacuationResponse
-	30, // 96: gavel.models.v1.BBS.EvacuateStoppedActualLRP:output_type -> gavel.models.v1.EvacuationResponse
-	30, // 97: gavel.models.v1.BBS.EvacuateCrashedActualLRP:output_type -> gavel.models.v1.EvacuationResponse
-	30, // 98: gavel.models.v1.BBS.RemoveEvacuatingActualLRP:output_type -> gavel.models.v1.EvacuationResponse
-	38, // 99: gavel.models.v1.BBS.DesireTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	33, // 100: gavel.models.v1.BBS.StartTask:output_type -> gavel.models.v1.StartTaskResponse
-	38, // 101: gavel.models.v1.BBS.CancelTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	38, // 102: gavel.models.v1.BBS.FailTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	38, // 103: gavel.models.v1.BBS.RejectTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	38, // 104: gavel.models.v1.BBS.CompleteTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	38, // 105: gavel.models.v1.BBS.ResolvingTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	38, // 106: gavel.models.v1.BBS.DeleteTask:output_type -> gavel.models.v1.TaskLifecycleResponse
-	40, // 107: gavel.models.v1.BBS.ListTasks:output_type -> gavel.models.v1.ListTasksResponse
-	41, // 108: gavel.models.v1.BBS.GetTask:output_type -> gavel.models.v1.GetTaskResponse
-	43, // 109: gavel.models.v1.BBS.ListCells:output_type -> gavel.models.v1.ListCellsResponse
-	45, // 110: gavel.models.v1.BBS.GetCell:output_type -> gavel.models.v1.GetCellResponse
-	47, // 111: gavel.models.v1.BBS.SetCellPresence:output_type -> gavel.models.v1.SetCellPresenceResponse
-	65, // 112: gavel.models.v1.BBS.SubscribeLRPEvents:output_type -> gavel.models.v1.LRPEvent
-	66, // 113: gavel.models.v1.BBS.SubscribeTaskEvents:output_type -> gavel.models.v1.TaskEvent
-	78, // [78:114] is the sub-list for method output_type
-	42, // [42:78] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	69,  // 0: gavel.models.v1.ListDomainsResponse.domains:type_name -> gavel.models.v1.Domain
+	70,  // 1: gavel.models.v1.DesireLRPRequest.desired_lrp:type_name -> gavel.models.v1.DesiredLRP
+	71,  // 2: gavel.models.v1.UpdateDesiredLRPRequest.update:type_name -> gavel.models.v1.DesiredLRPUpdate
+	70,  // 3: gavel.models.v1.ListDesiredLRPsResponse.desired_lrps:type_name -> gavel.models.v1.DesiredLRP
+	70,  // 4: gavel.models.v1.GetDesiredLRPResponse.desired_lrp:type_name -> gavel.models.v1.DesiredLRP
+	72,  // 5: gavel.models.v1.ListDesiredLRPSchedulingInfosResponse.desired_lrp_scheduling_infos:type_name -> gavel.models.v1.DesiredLRPSchedulingInfo
+	72,  // 6: gavel.models.v1.GetDesiredLRPSchedulingInfoResponse.desired_lrp_scheduling_info:type_name -> gavel.models.v1.DesiredLRPSchedulingInfo
+	73,  // 7: gavel.models.v1.ListActualLRPsResponse.actual_lrps:type_name -> gavel.models.v1.ActualLRP
+	74,  // 8: gavel.models.v1.ClaimActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	75,  // 9: gavel.models.v1.StartActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 10: gavel.models.v1.StartActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	76,  // 11: gavel.models.v1.StartActualLRPRequest.actual_lrp_net_info:type_name -> gavel.models.v1.ActualLRPNetInfo
+	77,  // 12: gavel.models.v1.StartActualLRPRequest.actual_lrp_internal_routes:type_name -> gavel.models.v1.ActualLRPInternalRoute
+	67,  // 13: gavel.models.v1.StartActualLRPRequest.metric_tags:type_name -> gavel.models.v1.StartActualLRPRequest.MetricTagsEntry
+	75,  // 14: gavel.models.v1.CrashActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 15: gavel.models.v1.CrashActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	75,  // 16: gavel.models.v1.FailActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 17: gavel.models.v1.RemoveActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	75,  // 18: gavel.models.v1.RetireActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	73,  // 19: gavel.models.v1.ActualLRPLifecycleResponse.actual_lrp:type_name -> gavel.models.v1.ActualLRP
+	75,  // 20: gavel.models.v1.EvacuateClaimedActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 21: gavel.models.v1.EvacuateClaimedActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	75,  // 22: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 23: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	76,  // 24: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_net_info:type_name -> gavel.models.v1.ActualLRPNetInfo
+	77,  // 25: gavel.models.v1.EvacuateRunningActualLRPRequest.actual_lrp_internal_routes:type_name -> gavel.models.v1.ActualLRPInternalRoute
+	68,  // 26: gavel.models.v1.EvacuateRunningActualLRPRequest.metric_tags:type_name -> gavel.models.v1.EvacuateRunningActualLRPRequest.MetricTagsEntry
+	75,  // 27: gavel.models.v1.EvacuateStoppedActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 28: gavel.models.v1.EvacuateStoppedActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	75,  // 29: gavel.models.v1.EvacuateCrashedActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 30: gavel.models.v1.EvacuateCrashedActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	75,  // 31: gavel.models.v1.RemoveEvacuatingActualLRPRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	74,  // 32: gavel.models.v1.RemoveEvacuatingActualLRPRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	78,  // 33: gavel.models.v1.DesireTaskRequest.task_definition:type_name -> gavel.models.v1.TaskDefinition
+	79,  // 34: gavel.models.v1.TaskLifecycleResponse.task:type_name -> gavel.models.v1.Task
+	79,  // 35: gavel.models.v1.ListTasksResponse.tasks:type_name -> gavel.models.v1.Task
+	79,  // 36: gavel.models.v1.GetTaskResponse.task:type_name -> gavel.models.v1.Task
+	80,  // 37: gavel.models.v1.ListCellsResponse.cells:type_name -> gavel.models.v1.CellPresence
+	80,  // 38: gavel.models.v1.GetCellResponse.cell:type_name -> gavel.models.v1.CellPresence
+	80,  // 39: gavel.models.v1.SetCellPresenceRequest.cell:type_name -> gavel.models.v1.CellPresence
+	81,  // 40: gavel.models.v1.SubscribeLRPEventsRequest.after:type_name -> gavel.models.v1.EventPosition
+	81,  // 41: gavel.models.v1.SubscribeTaskEventsRequest.after:type_name -> gavel.models.v1.EventPosition
+	72,  // 42: gavel.models.v1.ConvergenceSnapshotResponse.desired_lrp_scheduling_infos:type_name -> gavel.models.v1.DesiredLRPSchedulingInfo
+	73,  // 43: gavel.models.v1.ConvergenceSnapshotResponse.actual_lrps:type_name -> gavel.models.v1.ActualLRP
+	79,  // 44: gavel.models.v1.ConvergenceSnapshotResponse.tasks:type_name -> gavel.models.v1.Task
+	80,  // 45: gavel.models.v1.ConvergenceSnapshotResponse.cells:type_name -> gavel.models.v1.CellPresence
+	69,  // 46: gavel.models.v1.ConvergenceSnapshotResponse.domains:type_name -> gavel.models.v1.Domain
+	61,  // 47: gavel.models.v1.ConvergenceSnapshotResponse.converger_state:type_name -> gavel.models.v1.ConvergerState
+	62,  // 48: gavel.models.v1.ConvergenceSnapshotResponse.cell_loss_confirmation:type_name -> gavel.models.v1.CellLossConfirmation
+	82,  // 49: gavel.models.v1.MissingActualLRPs.desired_modification_tag:type_name -> gavel.models.v1.ModificationTag
+	73,  // 50: gavel.models.v1.ActualLRPRetirement.actual_lrp:type_name -> gavel.models.v1.ActualLRP
+	82,  // 51: gavel.models.v1.ActualLRPRetirement.desired_modification_tag:type_name -> gavel.models.v1.ModificationTag
+	73,  // 52: gavel.models.v1.ConvergeLRPsRequest.remove_evacuating:type_name -> gavel.models.v1.ActualLRP
+	73,  // 53: gavel.models.v1.ConvergeLRPsRequest.suspect:type_name -> gavel.models.v1.ActualLRP
+	73,  // 54: gavel.models.v1.ConvergeLRPsRequest.unclaim_lost:type_name -> gavel.models.v1.ActualLRP
+	53,  // 55: gavel.models.v1.ConvergeLRPsRequest.create_missing:type_name -> gavel.models.v1.MissingActualLRPs
+	54,  // 56: gavel.models.v1.ConvergeLRPsRequest.retire:type_name -> gavel.models.v1.ActualLRPRetirement
+	54,  // 57: gavel.models.v1.ConvergeLRPsRequest.remove_orphaned_suspect:type_name -> gavel.models.v1.ActualLRPRetirement
+	73,  // 58: gavel.models.v1.ConvergeLRPsRequest.remove_extra_suspect:type_name -> gavel.models.v1.ActualLRP
+	73,  // 59: gavel.models.v1.ConvergeLRPsRequest.promote_suspect:type_name -> gavel.models.v1.ActualLRP
+	73,  // 60: gavel.models.v1.ConvergeLRPsRequest.restart_crashed:type_name -> gavel.models.v1.ActualLRP
+	79,  // 61: gavel.models.v1.ConvergeTasksRequest.expire_pending:type_name -> gavel.models.v1.Task
+	79,  // 62: gavel.models.v1.ConvergeTasksRequest.fail_on_lost_cell:type_name -> gavel.models.v1.Task
+	79,  // 63: gavel.models.v1.ConvergeTasksRequest.demote_resolving:type_name -> gavel.models.v1.Task
+	79,  // 64: gavel.models.v1.ConvergeTasksRequest.delete_completed:type_name -> gavel.models.v1.Task
+	75,  // 65: gavel.models.v1.ConvergenceOutcome.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	0,   // 66: gavel.models.v1.ConvergenceOutcome.result:type_name -> gavel.models.v1.ConvergenceOutcome.Result
+	57,  // 67: gavel.models.v1.ConvergeResponse.outcomes:type_name -> gavel.models.v1.ConvergenceOutcome
+	60,  // 68: gavel.models.v1.ConvergerState.cells:type_name -> gavel.models.v1.ConvergerCell
+	59,  // 69: gavel.models.v1.ConvergerState.settings:type_name -> gavel.models.v1.ConvergenceSettings
+	61,  // 70: gavel.models.v1.SaveConvergerStateRequest.state:type_name -> gavel.models.v1.ConvergerState
+	62,  // 71: gavel.models.v1.ConfirmCellLossResponse.confirmation:type_name -> gavel.models.v1.CellLossConfirmation
+	1,   // 72: gavel.models.v1.BBS.ListDomains:input_type -> gavel.models.v1.ListDomainsRequest
+	3,   // 73: gavel.models.v1.BBS.UpsertDomain:input_type -> gavel.models.v1.UpsertDomainRequest
+	5,   // 74: gavel.models.v1.BBS.DesireLRP:input_type -> gavel.models.v1.DesireLRPRequest
+	7,   // 75: gavel.models.v1.BBS.UpdateDesiredLRP:input_type -> gavel.models.v1.UpdateDesiredLRPRequest
+	9,   // 76: gavel.models.v1.BBS.RemoveDesiredLRP:input_type -> gavel.models.v1.RemoveDesiredLRPRequest
+	11,  // 77: gavel.models.v1.BBS.ListDesiredLRPs:input_type -> gavel.models.v1.ListDesiredLRPsRequest
+	13,  // 78: gavel.models.v1.BBS.GetDesiredLRP:input_type -> gavel.models.v1.GetDesiredLRPRequest
+	11,  // 79: gavel.models.v1.BBS.ListDesiredLRPSchedulingInfos:input_type -> gavel.models.v1.ListDesiredLRPsRequest
+	13,  // 80: gavel.models.v1.BBS.GetDesiredLRPSchedulingInfo:input_type -> gavel.models.v1.GetDesiredLRPRequest
+	17,  // 81: gavel.models.v1.BBS.ListActualLRPs:input_type -> gavel.models.v1.ListActualLRPsRequest
+	19,  // 82: gavel.models.v1.BBS.ClaimActualLRP:input_type -> gavel.models.v1.ClaimActualLRPRequest
+	20,  // 83: gavel.models.v1.BBS.StartActualLRP:input_type -> gavel.models.v1.StartActualLRPRequest
+	21,  // 84: gavel.models.v1.BBS.CrashActualLRP:input_type -> gavel.models.v1.CrashActualLRPRequest
+	22,  // 85: gavel.models.v1.BBS.FailActualLRP:input_type -> gavel.models.v1.FailActualLRPRequest
+	23,  // 86: gavel.models.v1.BBS.RemoveActualLRP:input_type -> gavel.models.v1.RemoveActualLRPRequest
+	24,  // 87: gavel.models.v1.BBS.RetireActualLRP:input_type -> gavel.models.v1.RetireActualLRPRequest
+	26,  // 88: gavel.models.v1.BBS.EvacuateClaimedActualLRP:input_type -> gavel.models.v1.EvacuateClaimedActualLRPRequest
+	27,  // 89: gavel.models.v1.BBS.EvacuateRunningActualLRP:input_type -> gavel.models.v1.EvacuateRunningActualLRPRequest
+	28,  // 90: gavel.models.v1.BBS.EvacuateStoppedActualLRP:input_type -> gavel.models.v1.EvacuateStoppedActualLRPRequest
+	29,  // 91: gavel.models.v1.BBS.EvacuateCrashedActualLRP:input_type -> gavel.models.v1.EvacuateCrashedActualLRPRequest
+	30,  // 92: gavel.models.v1.BBS.RemoveEvacuatingActualLRP:input_type -> gavel.models.v1.RemoveEvacuatingActualLRPRequest
+	32,  // 93: gavel.models.v1.BBS.DesireTask:input_type -> gavel.models.v1.DesireTaskRequest
+	33,  // 94: gavel.models.v1.BBS.StartTask:input_type -> gavel.models.v1.StartTaskRequest
+	35,  // 95: gavel.models.v1.BBS.CancelTask:input_type -> gavel.models.v1.TaskGuidRequest
+	36,  // 96: gavel.models.v1.BBS.FailTask:input_type -> gavel.models.v1.FailTaskRequest
+	37,  // 97: gavel.models.v1.BBS.RejectTask:input_type -> gavel.models.v1.RejectTaskRequest
+	38,  // 98: gavel.models.v1.BBS.CompleteTask:input_type -> gavel.models.v1.CompleteTaskRequest
+	35,  // 99: gavel.models.v1.BBS.ResolvingTask:input_type -> gavel.models.v1.TaskGuidRequest
+	35,  // 100: gavel.models.v1.BBS.DeleteTask:input_type -> gavel.models.v1.TaskGuidRequest
+	40,  // 101: gavel.models.v1.BBS.ListTasks:input_type -> gavel.models.v1.ListTasksRequest
+	35,  // 102: gavel.models.v1.BBS.GetTask:input_type -> gavel.models.v1.TaskGuidRequest
+	43,  // 103: gavel.models.v1.BBS.ListCells:input_type -> gavel.models.v1.ListCellsRequest
+	45,  // 104: gavel.models.v1.BBS.GetCell:input_type -> gavel.models.v1.GetCellRequest
+	47,  // 105: gavel.models.v1.BBS.SetCellPresence:input_type -> gavel.models.v1.SetCellPresenceRequest
+	49,  // 106: gavel.models.v1.BBS.SubscribeLRPEvents:input_type -> gavel.models.v1.SubscribeLRPEventsRequest
+	50,  // 107: gavel.models.v1.BBS.SubscribeTaskEvents:input_type -> gavel.models.v1.SubscribeTaskEventsRequest
+	51,  // 108: gavel.models.v1.BBS.ConvergenceSnapshot:input_type -> gavel.models.v1.ConvergenceSnapshotRequest
+	55,  // 109: gavel.models.v1.BBS.ConvergeLRPs:input_type -> gavel.models.v1.ConvergeLRPsRequest
+	56,  // 110: gavel.models.v1.BBS.ConvergeTasks:input_type -> gavel.models.v1.ConvergeTasksRequest
+	63,  // 111: gavel.models.v1.BBS.SaveConvergerState:input_type -> gavel.models.v1.SaveConvergerStateRequest
+	65,  // 112: gavel.models.v1.BBS.ConfirmCellLoss:input_type -> gavel.models.v1.ConfirmCellLossRequest
+	2,   // 113: gavel.models.v1.BBS.ListDomains:output_type -> gavel.models.v1.ListDomainsResponse
+	4,   // 114: gavel.models.v1.BBS.UpsertDomain:output_type -> gavel.models.v1.UpsertDomainResponse
+	6,   // 115: gavel.models.v1.BBS.DesireLRP:output_type -> gavel.models.v1.DesireLRPResponse
+	8,   // 116: gavel.models.v1.BBS.UpdateDesiredLRP:output_type -> gavel.models.v1.UpdateDesiredLRPResponse
+	10,  // 117: gavel.models.v1.BBS.RemoveDesiredLRP:output_type -> gavel.models.v1.RemoveDesiredLRPResponse
+	12,  // 118: gavel.models.v1.BBS.ListDesiredLRPs:output_type -> gavel.models.v1.ListDesiredLRPsResponse
+	14,  // 119: gavel.models.v1.BBS.GetDesiredLRP:output_type -> gavel.models.v1.GetDesiredLRPResponse
+	15,  // 120: gavel.models.v1.BBS.ListDesiredLRPSchedulingInfos:output_type -> gavel.models.v1.ListDesiredLRPSchedulingInfosResponse
+	16,  // 121: gavel.models.v1.BBS.GetDesiredLRPSchedulingInfo:output_type -> gavel.models.v1.GetDesiredLRPSchedulingInfoResponse
+	18,  // 122: gavel.models.v1.BBS.ListActualLRPs:output_type -> gavel.models.v1.ListActualLRPsResponse
+	25,  // 123: gavel.models.v1.BBS.ClaimActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
+	25,  // 124: gavel.models.v1.BBS.StartActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
+	25,  // 125: gavel.models.v1.BBS.CrashActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
+	25,  // 126: gavel.models.v1.BBS.FailActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
+	25,  // 127: gavel.models.v1.BBS.RemoveActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
+	25,  // 128: gavel.models.v1.BBS.RetireActualLRP:output_type -> gavel.models.v1.ActualLRPLifecycleResponse
+	31,  // 129: gavel.models.v1.BBS.EvacuateClaimedActualLRP:output_type -> gavel.models.v1.EvacuationResponse
+	31,  // 130: gavel.models.v1.BBS.EvacuateRunningActualLRP:output_type -> gavel.models.v1.EvacuationResponse
+	31,  // 131: gavel.models.v1.BBS.EvacuateStoppedActualLRP:output_type -> gavel.models.v1.EvacuationResponse
+	31,  // 132: gavel.models.v1.BBS.EvacuateCrashedActualLRP:output_type -> gavel.models.v1.EvacuationResponse
+	31,  // 133: gavel.models.v1.BBS.RemoveEvacuatingActualLRP:output_type -> gavel.models.v1.EvacuationResponse
+	39,  // 134: gavel.models.v1.BBS.DesireTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	34,  // 135: gavel.models.v1.BBS.StartTask:output_type -> gavel.models.v1.StartTaskResponse
+	39,  // 136: gavel.models.v1.BBS.CancelTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	39,  // 137: gavel.models.v1.BBS.FailTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	39,  // 138: gavel.models.v1.BBS.RejectTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	39,  // 139: gavel.models.v1.BBS.CompleteTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	39,  // 140: gavel.models.v1.BBS.ResolvingTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	39,  // 141: gavel.models.v1.BBS.DeleteTask:output_type -> gavel.models.v1.TaskLifecycleResponse
+	41,  // 142: gavel.models.v1.BBS.ListTasks:output_type -> gavel.models.v1.ListTasksResponse
+	42,  // 143: gavel.models.v1.BBS.GetTask:output_type -> gavel.models.v1.GetTaskResponse
+	44,  // 144: gavel.models.v1.BBS.ListCells:output_type -> gavel.models.v1.ListCellsResponse
+	46,  // 145: gavel.models.v1.BBS.GetCell:output_type -> gavel.models.v1.GetCellResponse
+	48,  // 146: gavel.models.v1.BBS.SetCellPresence:output_type -> gavel.models.v1.SetCellPresenceResponse
+	83,  // 147: gavel.models.v1.BBS.SubscribeLRPEvents:output_type -> gavel.models.v1.LRPEvent
+	84,  // 148: gavel.models.v1.BBS.SubscribeTaskEvents:output_type -> gavel.models.v1.TaskEvent
+	52,  // 149: gavel.models.v1.BBS.ConvergenceSnapshot:output_type -> gavel.models.v1.ConvergenceSnapshotResponse
+	58,  // 150: gavel.models.v1.BBS.ConvergeLRPs:output_type -> gavel.models.v1.ConvergeResponse
+	58,  // 151: gavel.models.v1.BBS.ConvergeTasks:output_type -> gavel.models.v1.ConvergeResponse
+	64,  // 152: gavel.models.v1.BBS.SaveConvergerState:output_type -> gavel.models.v1.SaveConvergerStateResponse
+	66,  // 153: gavel.models.v1.BBS.ConfirmCellLoss:output_type -> gavel.models.v1.ConfirmCellLossResponse
+	113, // [113:154] is the sub-list for method output_type
+	72,  // [72:113] is the sub-list for method input_type
+	72,  // [72:72] is the sub-list for extension type_name
+	72,  // [72:72] is the sub-list for extension extendee
+	0,   // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_proto_models_bbs_proto_init() }
@@ -2983,13 +4290,14 @@ func file_proto_models_bbs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_models_bbs_proto_rawDesc), len(file_proto_models_bbs_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   52,
+			NumEnums:      1,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_proto_models_bbs_proto_goTypes,
 		DependencyIndexes: file_proto_models_bbs_proto_depIdxs,
+		EnumInfos:         file_proto_models_bbs_proto_enumTypes,
 		MessageInfos:      file_proto_models_bbs_proto_msgTypes,
 	}.Build()
 	File_proto_models_bbs_proto = out.File

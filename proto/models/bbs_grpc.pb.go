@@ -55,6 +55,11 @@ const (
 	BBS_SetCellPresence_FullMethodName               = "/gavel.models.v1.BBS/SetCellPresence"
 	BBS_SubscribeLRPEvents_FullMethodName            = "/gavel.models.v1.BBS/SubscribeLRPEvents"
 	BBS_SubscribeTaskEvents_FullMethodName           = "/gavel.models.v1.BBS/SubscribeTaskEvents"
+	BBS_ConvergenceSnapshot_FullMethodName           = "/gavel.models.v1.BBS/ConvergenceSnapshot"
+	BBS_ConvergeLRPs_FullMethodName                  = "/gavel.models.v1.BBS/ConvergeLRPs"
+	BBS_ConvergeTasks_FullMethodName                 = "/gavel.models.v1.BBS/ConvergeTasks"
+	BBS_SaveConvergerState_FullMethodName            = "/gavel.models.v1.BBS/SaveConvergerState"
+	BBS_ConfirmCellLoss_FullMethodName               = "/gavel.models.v1.BBS/ConfirmCellLoss"
 )
 
 // BBSClient is the client API for BBS service.
@@ -110,6 +115,13 @@ type BBSClient interface {
 	// Event streams, resumable from an EventPosition.
 	SubscribeLRPEvents(ctx context.Context, in *SubscribeLRPEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LRPEvent], error)
 	SubscribeTaskEvents(ctx context.Context, in *SubscribeTaskEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TaskEvent], error)
+	// Convergence (the converger leader and `gavel converge`): see the
+	// Convergence section at the end of this file.
+	ConvergenceSnapshot(ctx context.Context, in *ConvergenceSnapshotRequest, opts ...grpc.CallOption) (*ConvergenceSnapshotResponse, error)
+	ConvergeLRPs(ctx context.Context, in *ConvergeLRPsRequest, opts ...grpc.CallOption) (*ConvergeResponse, error)
+	ConvergeTasks(ctx context.Context, in *ConvergeTasksRequest, opts ...grpc.CallOption) (*ConvergeResponse, error)
+	SaveConvergerState(ctx context.Context, in *SaveConvergerStateRequest, opts ...grpc.CallOption) (*SaveConvergerStateResponse, error)
+	ConfirmCellLoss(ctx context.Context, in *ConfirmCellLossRequest, opts ...grpc.CallOption) (*ConfirmCellLossResponse, error)
 }
 
 type bBSClient struct {
@@ -498,6 +510,56 @@ func (c *bBSClient) SubscribeTaskEvents(ctx context.Context, in *SubscribeTaskEv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BBS_SubscribeTaskEventsClient = grpc.ServerStreamingClient[TaskEvent]
 
+func (c *bBSClient) ConvergenceSnapshot(ctx context.Context, in *ConvergenceSnapshotRequest, opts ...grpc.CallOption) (*ConvergenceSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConvergenceSnapshotResponse)
+	err := c.cc.Invoke(ctx, BBS_ConvergenceSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bBSClient) ConvergeLRPs(ctx context.Context, in *ConvergeLRPsRequest, opts ...grpc.CallOption) (*ConvergeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConvergeResponse)
+	err := c.cc.Invoke(ctx, BBS_ConvergeLRPs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bBSClient) ConvergeTasks(ctx context.Context, in *ConvergeTasksRequest, opts ...grpc.CallOption) (*ConvergeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConvergeResponse)
+	err := c.cc.Invoke(ctx, BBS_ConvergeTasks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bBSClient) SaveConvergerState(ctx context.Context, in *SaveConvergerStateRequest, opts ...grpc.CallOption) (*SaveConvergerStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SaveConvergerStateResponse)
+	err := c.cc.Invoke(ctx, BBS_SaveConvergerState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bBSClient) ConfirmCellLoss(ctx context.Context, in *ConfirmCellLossRequest, opts ...grpc.CallOption) (*ConfirmCellLossResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmCellLossResponse)
+	err := c.cc.Invoke(ctx, BBS_ConfirmCellLoss_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BBSServer is the server API for BBS service.
 // All implementations must embed UnimplementedBBSServer
 // for forward compatibility.
@@ -551,6 +613,13 @@ type BBSServer interface {
 	// Event streams, resumable from an EventPosition.
 	SubscribeLRPEvents(*SubscribeLRPEventsRequest, grpc.ServerStreamingServer[LRPEvent]) error
 	SubscribeTaskEvents(*SubscribeTaskEventsRequest, grpc.ServerStreamingServer[TaskEvent]) error
+	// Convergence (the converger leader and `gavel converge`): see the
+	// Convergence section at the end of this file.
+	ConvergenceSnapshot(context.Context, *ConvergenceSnapshotRequest) (*ConvergenceSnapshotResponse, error)
+	ConvergeLRPs(context.Context, *ConvergeLRPsRequest) (*ConvergeResponse, error)
+	ConvergeTasks(context.Context, *ConvergeTasksRequest) (*ConvergeResponse, error)
+	SaveConvergerState(context.Context, *SaveConvergerStateRequest) (*SaveConvergerStateResponse, error)
+	ConfirmCellLoss(context.Context, *ConfirmCellLossRequest) (*ConfirmCellLossResponse, error)
 	mustEmbedUnimplementedBBSServer()
 }
 
@@ -668,6 +737,21 @@ func (UnimplementedBBSServer) SubscribeLRPEvents(*SubscribeLRPEventsRequest, grp
 }
 func (UnimplementedBBSServer) SubscribeTaskEvents(*SubscribeTaskEventsRequest, grpc.ServerStreamingServer[TaskEvent]) error {
 	return status.Error(codes.Unimplemented, "method SubscribeTaskEvents not implemented")
+}
+func (UnimplementedBBSServer) ConvergenceSnapshot(context.Context, *ConvergenceSnapshotRequest) (*ConvergenceSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConvergenceSnapshot not implemented")
+}
+func (UnimplementedBBSServer) ConvergeLRPs(context.Context, *ConvergeLRPsRequest) (*ConvergeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConvergeLRPs not implemented")
+}
+func (UnimplementedBBSServer) ConvergeTasks(context.Context, *ConvergeTasksRequest) (*ConvergeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConvergeTasks not implemented")
+}
+func (UnimplementedBBSServer) SaveConvergerState(context.Context, *SaveConvergerStateRequest) (*SaveConvergerStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SaveConvergerState not implemented")
+}
+func (UnimplementedBBSServer) ConfirmCellLoss(context.Context, *ConfirmCellLossRequest) (*ConfirmCellLossResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmCellLoss not implemented")
 }
 func (UnimplementedBBSServer) mustEmbedUnimplementedBBSServer() {}
 func (UnimplementedBBSServer) testEmbeddedByValue()             {}
@@ -1324,6 +1408,96 @@ func _BBS_SubscribeTaskEvents_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BBS_SubscribeTaskEventsServer = grpc.ServerStreamingServer[TaskEvent]
 
+func _BBS_ConvergenceSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConvergenceSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BBSServer).ConvergenceSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BBS_ConvergenceSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BBSServer).ConvergenceSnapshot(ctx, req.(*ConvergenceSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BBS_ConvergeLRPs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConvergeLRPsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BBSServer).ConvergeLRPs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BBS_ConvergeLRPs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BBSServer).ConvergeLRPs(ctx, req.(*ConvergeLRPsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BBS_ConvergeTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConvergeTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BBSServer).ConvergeTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BBS_ConvergeTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BBSServer).ConvergeTasks(ctx, req.(*ConvergeTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BBS_SaveConvergerState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SaveConvergerStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BBSServer).SaveConvergerState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BBS_SaveConvergerState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BBSServer).SaveConvergerState(ctx, req.(*SaveConvergerStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BBS_ConfirmCellLoss_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmCellLossRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BBSServer).ConfirmCellLoss(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BBS_ConfirmCellLoss_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BBSServer).ConfirmCellLoss(ctx, req.(*ConfirmCellLossRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BBS_ServiceDesc is the grpc.ServiceDesc for BBS service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1466,6 +1640,26 @@ var BBS_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetCellPresence",
 			Handler:    _BBS_SetCellPresence_Handler,
+		},
+		{
+			MethodName: "ConvergenceSnapshot",
+			Handler:    _BBS_ConvergenceSnapshot_Handler,
+		},
+		{
+			MethodName: "ConvergeLRPs",
+			Handler:    _BBS_ConvergeLRPs_Handler,
+		},
+		{
+			MethodName: "ConvergeTasks",
+			Handler:    _BBS_ConvergeTasks_Handler,
+		},
+		{
+			MethodName: "SaveConvergerState",
+			Handler:    _BBS_SaveConvergerState_Handler,
+		},
+		{
+			MethodName: "ConfirmCellLoss",
+			Handler:    _BBS_ConfirmCellLoss_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
