@@ -102,9 +102,25 @@ func (b *Backend) Start(ctx context.Context) error {
 	return b.restore(ctx)
 }
 
-// Stop waits for background cleanup; containers and their processes keep
-// running.
+// Stop lets go of the containers and their processes, which keep
+// running for the next server to restore (a process's output waits in its
+// FIFOs meanwhile), and waits for background cleanup.
 func (b *Backend) Stop(context.Context) error {
+	b.mu.Lock()
+	containers := make([]*container, 0, len(b.containers))
+	for _, c := range b.containers {
+		containers = append(containers, c)
+	}
+	b.mu.Unlock()
+	for _, c := range containers {
+		c.mu.Lock()
+		for _, p := range c.procs {
+			if p.pid != 0 && !p.exitedNow() {
+				p.detach()
+			}
+		}
+		c.mu.Unlock()
+	}
 	b.background.Wait()
 	return nil
 }
@@ -679,6 +695,7 @@ func (b *Backend) restore(ctx context.Context) error {
 		}
 		b.containers[c.st.Handle] = c
 		b.mu.Unlock()
+		c.restoreProcesses(b.logger)
 		b.logger.Info("restored container", "handle", c.st.Handle)
 	}
 	return b.sweep(ctx)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path"
@@ -495,6 +496,29 @@ func (c *container) startProcess(spec garden.ProcessSpec, u execUser, cwd string
 	return p, nil
 }
 
+// restoreProcesses adopts the processes of a restored container that still
+// run, so they can be attached again; the others' directories go.
+func (c *container) restoreProcesses(logger *slog.Logger) {
+	root := filepath.Join(c.dir, "processes")
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		p, err := restoreProcess(dir)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			continue
+		}
+		c.mu.Lock()
+		c.procs[p.id] = p
+		c.mu.Unlock()
+		logger.Info("restored process", "handle", c.st.Handle, "process_id", p.id)
+		go func() {
+			<-p.done
+			_ = os.RemoveAll(dir)
+		}()
+	}
+}
+
 // rlimits maps Garden's rlimits (soft = hard) onto OCI ones.
 func rlimits(l garden.ResourceLimits) []specs.POSIXRlimit {
 	var out []specs.POSIXRlimit
@@ -525,11 +549,11 @@ func (c *container) Attach(ctx context.Context, id string, pio garden.ProcessIO)
 	c.mu.Lock()
 	p, ok := c.procs[id]
 	c.mu.Unlock()
-	if !ok || p.cmd == nil {
+	if !ok || p.pid == 0 {
 		return nil, garden.ProcessNotFoundError{ProcessID: id}
 	}
 	p.attach(pio)
-	if pio.Stdin != nil {
+	if pio.Stdin != nil && p.stdin != nil {
 		go p.copyStdin(pio.Stdin, false)
 	}
 	return attachment{p}, nil
@@ -541,7 +565,7 @@ func (c *container) waitProcesses(timeout time.Duration) {
 	c.mu.Lock()
 	procs := make([]*process, 0, len(c.procs))
 	for _, p := range c.procs {
-		if p.cmd != nil {
+		if p.pid != 0 {
 			procs = append(procs, p)
 		}
 	}

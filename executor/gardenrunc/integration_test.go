@@ -573,6 +573,9 @@ func TestRestoreAfterServerRestart(t *testing.T) {
 	if _, err := c.Run(ctx, garden.ProcessSpec{Path: "sh", Args: []string{"-c", "while true; do echo restored | nc -l -p 7070; done"}}, garden.ProcessIO{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.Run(ctx, garden.ProcessSpec{ID: "talker", Path: "sh", Args: []string{"-c", "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.05; done"}}, garden.ProcessIO{Stdout: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := c.Info(ctx)
 	s.stop()
 
@@ -603,6 +606,21 @@ func TestRestoreAfterServerRestart(t *testing.T) {
 		data, _ := io.ReadAll(conn)
 		return string(data) == "restored\n"
 	})
+	// The process started before the restart kept running (its output
+	// waited in its FIFO) and can be attached again; its exit status is
+	// unknown to the new server, which says so.
+	var talk syncBuffer
+	tp, err := c2.Attach(ctx, "talker", garden.ProcessIO{Stdout: &talk})
+	if err != nil {
+		t.Fatalf("attach after restart: %v", err)
+	}
+	eventually(t, 10*time.Second, "output after restart", func() bool { return strings.Count(talk.String(), "line-") >= 3 })
+	if err := tp.Signal(garden.SignalKill); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Wait(); err == nil || !strings.Contains(err.Error(), "exit status unknown") {
+		t.Fatalf("wait for a restored process = %v", err)
+	}
 	// New containers do not collide with the restored one.
 	n := create(t, s2.client, garden.ContainerSpec{Handle: "newcomer"})
 	if ni, _ := n.Info(ctx); ni.ContainerIP == after.ContainerIP {

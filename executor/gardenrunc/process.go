@@ -3,11 +3,12 @@ package gardenrunc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,16 +21,24 @@ import (
 	"github.com/gavel-scheduler/gavel/executor/garden"
 )
 
-// process is one `runc exec` run in the foreground as the server's child:
-// runc waits for the process and exits with its status (128+n for signal
-// n). Its output is read by two pumps and fanned out to every attached
-// writer; Wait returns after the pumps have delivered everything.
+// process is a process started with `runc exec --detach`. runc exits once
+// the process runs; the process is then the server's child (the server is
+// a subreaper), so its exit status comes from wait4.
+//
+// Its stdout and stderr are FIFOs in the process directory that the
+// process holds open for reading and writing: if the server goes away,
+// writes never fail (they wait, 64 KiB on, for a reader) and a restarted
+// server reopens the FIFOs and carries on. Output is read by two pumps and
+// fanned out to every attached writer; Wait returns after the pumps have
+// delivered everything.
 type process struct {
-	id      string
-	pidFile string
-	cmd     *exec.Cmd
-	stdin   *os.File // runc's stdin, or the pty master
-	tty     *os.File // pty master, nil without a terminal
+	id  string
+	dir string
+	pid int
+
+	stdin   *os.File   // the process's stdin pipe, or the pty master; nil once restored
+	tty     *os.File   // pty master, nil without a terminal
+	readers []*os.File // the server's ends of the output streams
 
 	// stdinMu serialises writes and the close of stdin.
 	stdinMu     sync.Mutex
@@ -48,42 +57,21 @@ type process struct {
 	exited time.Time
 }
 
-// ptyPair opens a pseudo-terminal: the master stays with the server, the
-// slave becomes runc's stdio (runc then sizes the container's own pty from
-// it and relays between the two).
-func ptyPair(ws garden.WindowSize) (master, slave *os.File, err error) {
-	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	fd := int(master.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("unlock pty: %w", err)
-	}
-	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("pty number: %w", err)
-	}
-	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		master.Close()
-		return nil, nil, err
-	}
-	if err := setWinsize(master, ws); err != nil {
-		master.Close()
-		slave.Close()
-		return nil, nil, err
-	}
-	return master, slave, nil
+// processRecord is what the process directory keeps for a restarted
+// server: enough to find the process again and not mistake a recycled pid.
+type processRecord struct {
+	ID        string `json:"id"`
+	Pid       int    `json:"pid"`
+	StartTime string `json:"start_time"`
+	TTY       bool   `json:"tty,omitempty"`
 }
 
-func setWinsize(f *os.File, ws garden.WindowSize) error {
-	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Rows, Col: ws.Columns})
-}
+const processRecordFile = "process.state.json"
 
-// windowSize fills the 80x24 default.
+// errExitUnknown is the Wait error of a process that ended while no server
+// was its parent.
+var errExitUnknown = errors.New("exit status unknown: the process was started by a previous garden server")
+
 func windowSize(t *garden.TTYSpec) garden.WindowSize {
 	ws := garden.WindowSize{Columns: 80, Rows: 24}
 	if t != nil && t.WindowSize != nil {
@@ -97,110 +85,247 @@ func windowSize(t *garden.TTYSpec) garden.WindowSize {
 	return ws
 }
 
-// startProcess runs `runc exec` for the process file in dir and returns
-// once the process has started (its pid file exists) or runc has failed.
+func setWinsize(f *os.File, ws garden.WindowSize) error {
+	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Rows, Col: ws.Columns})
+}
+
+// outputFIFO makes a FIFO and returns the process's end (read-write, so
+// the process itself always counts as a reader) and the server's
+// (read-only, non-blocking so it goes through the poller).
+func outputFIFO(path string) (child, server *os.File, err error) {
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return nil, nil, fmt.Errorf("mkfifo %s: %w", path, err)
+	}
+	if child, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
+		return nil, nil, err
+	}
+	if server, err = os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
+		child.Close()
+		return nil, nil, err
+	}
+	return child, server, nil
+}
+
+// startProcess runs `runc exec --detach` for the process file in dir and
+// returns once the process runs, or with runc's error.
 func startProcess(r runcCLI, handle, id, dir string, tty *garden.TTYSpec, pio garden.ProcessIO) (*process, error) {
-	p := &process{id: id, pidFile: filepath.Join(dir, "pid"), done: make(chan struct{})}
-	args := []string{"exec", "--process", filepath.Join(dir, "process.json"), "--pid-file", p.pidFile}
-	var childFiles []*os.File
-	var stdoutR, stderrR *os.File
-	// The process outlives any request: nothing cancels runc but a signal.
-	cmd := r.command(context.Background(), append(args, handle)...)
-	if tty != nil {
-		master, slave, err := ptyPair(windowSize(tty))
-		if err != nil {
-			return nil, fmt.Errorf("allocate tty: %w", err)
+	p := &process{id: id, dir: dir, done: make(chan struct{})}
+	pidFile := filepath.Join(dir, "pid")
+	args := []string{"exec", "--detach", "--process", filepath.Join(dir, "process.json"), "--pid-file", pidFile}
+	// The process outlives any request: nothing cancels runc but its end.
+	cmd := r.command(context.Background())
+	var (
+		childFiles []*os.File
+		readers    []*os.File
+		console    net.Listener
+		runcErr    bytes.Buffer
+	)
+	closeAll := func() {
+		for _, f := range append(childFiles, readers...) {
+			f.Close()
 		}
-		cmd.Args = append(cmd.Args[:len(cmd.Args)-1], "--tty", handle)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		childFiles = append(childFiles, slave)
-		p.tty, p.stdin, stdoutR = master, master, master
+		if p.stdin != nil {
+			p.stdin.Close()
+		}
+	}
+	if tty != nil {
+		sock := filepath.Join(dir, "console.sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			return nil, fmt.Errorf("console socket: %w", err)
+		}
+		console = l
+		defer console.Close()
+		args = append(args, "--tty", "--console-socket", sock)
+		cmd.Stdout, cmd.Stderr = &runcErr, &runcErr
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
 			return nil, err
 		}
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			inR.Close()
-			inW.Close()
-			return nil, err
+		childFiles, p.stdin = append(childFiles, inR), inW
+		for _, name := range []string{"stdout", "stderr"} {
+			child, server, err := outputFIFO(filepath.Join(dir, name))
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			childFiles, readers = append(childFiles, child), append(readers, server)
 		}
-		errR, errW, err := os.Pipe()
-		if err != nil {
-			inR.Close()
-			inW.Close()
-			outR.Close()
-			outW.Close()
-			return nil, err
-		}
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-		childFiles = append(childFiles, inR, outW, errW)
-		p.stdin, stdoutR, stderrR = inW, outR, errR
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, childFiles[1], childFiles[2]
 	}
-	// runc must survive the server's signals (Ctrl-C in a terminal) so
-	// processes keep running across a server restart.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd = cmd
+	cmd.Args = append(cmd.Args, append(args, handle)...)
 	p.attach(pio)
-	err := cmd.Start()
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("start runc exec: %w", err)
+	}
 	for _, f := range childFiles {
 		f.Close()
 	}
-	if err != nil {
-		p.stdin.Close()
-		if stderrR != nil {
-			stderrR.Close()
-			stdoutR.Close()
+	childFiles = nil
+	if console != nil {
+		master, err := receiveConsole(console, cmd)
+		if err != nil {
+			_ = cmd.Wait()
+			return nil, p.startFailure(err, runcErr.String())
 		}
-		return nil, fmt.Errorf("start runc exec: %w", err)
+		p.tty, p.stdin = master, master
+		readers = append(readers, master)
 	}
-	p.pumps.Add(1)
-	go p.pump(stdoutR, false)
-	if stderrR != nil {
+	p.readers = readers
+	for i, r := range readers {
 		p.pumps.Add(1)
-		go p.pump(stderrR, true)
+		go p.pump(r, i == 1)
 	}
-	go p.wait()
+	if err := cmd.Wait(); err != nil {
+		// runc wrote why on stderr, which the pump has read (runc's
+		// end is gone, so the pumps end too).
+		p.pumps.Wait()
+		closeAll()
+		p.mu.Lock()
+		msg := p.startErr.String()
+		p.mu.Unlock()
+		return nil, p.startFailure(err, msg+runcErr.String())
+	}
+	pid, err := readPid(pidFile)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.pid = pid // also ends the pumps' capture of runc's errors
+	p.mu.Unlock()
+	if err := writeRecord(dir, processRecord{ID: id, Pid: pid, StartTime: procStartTime(pid), TTY: tty != nil}); err != nil {
+		return nil, err
+	}
+	go p.waitChild()
 	if pio.Stdin != nil {
 		go p.copyStdin(pio.Stdin, true)
 	}
-	return p, p.awaitStart()
+	return p, nil
 }
 
-// awaitStart polls for the pid file, which runc writes only once the
-// process runs; runc exiting first means the start failed.
-func (p *process) awaitStart() error {
-	tick := 100 * time.Microsecond
-	for {
-		if _, err := os.Stat(p.pidFile); err == nil {
-			return nil
+// receiveConsole takes the pty master runc sends over the console socket
+// (or gives up when runc exits first).
+func receiveConsole(l net.Listener, cmd interface{ Wait() error }) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			ch <- result{nil, err}
+			return
 		}
-		select {
-		case <-p.done:
-			if _, err := os.Stat(p.pidFile); err == nil {
-				return nil
-			}
-			return p.startError()
-		case <-time.After(tick):
-			if tick < time.Millisecond {
-				tick *= 2
-			}
+		defer conn.Close()
+		uc := conn.(*net.UnixConn)
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+		if err != nil {
+			ch <- result{nil, err}
+			return
 		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) == 0 {
+			ch <- result{nil, fmt.Errorf("console socket: no control message: %v", err)}
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) == 0 {
+			ch <- result{nil, fmt.Errorf("console socket: no fd: %v", err)}
+			return
+		}
+		ch <- result{os.NewFile(uintptr(fds[0]), "pty-master"), nil}
+	}()
+	select {
+	case r := <-ch:
+		return r.f, r.err
+	case <-time.After(30 * time.Second):
+		l.Close()
+		return nil, errors.New("runc never sent the console")
 	}
 }
 
-func (p *process) startError() error {
-	p.mu.Lock()
-	msg := strings.TrimSpace(p.startErr.String())
-	p.mu.Unlock()
+func (p *process) startFailure(err error, msg string) error {
+	msg = strings.TrimSpace(msg)
 	if msg == "" {
-		msg = fmt.Sprintf("runc exec failed with status %d", p.status)
+		msg = fmt.Sprintf("runc exec: %v", err)
 	}
 	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
 		return garden.ExecutableNotFoundError{Message: msg}
 	}
 	return errors.New(msg)
+}
+
+func readPid(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("process pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("process pid file: %w", err)
+	}
+	return pid, nil
+}
+
+// procStartTime is field 22 of /proc/pid/stat, which tells a process from
+// a later one with a recycled pid.
+func procStartTime(pid int) string {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+func writeRecord(dir string, rec processRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, processRecordFile), data, 0o600)
+}
+
+// restoreProcess re-adopts a process a previous server started, if it
+// still runs: its output FIFOs are reopened; its exit status will be
+// unknown (it is no longer our child). A terminal process lost its pty
+// master with the old server and is not adopted.
+func restoreProcess(dir string) (*process, error) {
+	data, err := os.ReadFile(filepath.Join(dir, processRecordFile))
+	if err != nil {
+		return nil, err
+	}
+	var rec processRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, err
+	}
+	if rec.TTY || rec.StartTime == "" || procStartTime(rec.Pid) != rec.StartTime {
+		return nil, errors.New("process is gone")
+	}
+	p := &process{id: rec.ID, dir: dir, pid: rec.Pid, done: make(chan struct{}), stdinClosed: true}
+	for i, name := range []string{"stdout", "stderr"} {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		p.readers = append(p.readers, f)
+		p.pumps.Add(1)
+		go p.pump(f, i == 1)
+	}
+	go p.waitStranger(rec.StartTime)
+	return p, nil
 }
 
 func (p *process) attach(pio garden.ProcessIO) {
@@ -214,8 +339,8 @@ func (p *process) attach(pio garden.ProcessIO) {
 	}
 }
 
-// pump copies one output stream to the attached writers until EOF (or
-// EIO, how a pty master reports that the last slave closed).
+// pump copies one output stream to the attached writers until EOF (every
+// writer gone) or EIO (how a pty master reports that the slave closed).
 func (p *process) pump(r *os.File, stderr bool) {
 	defer p.pumps.Done()
 	defer r.Close()
@@ -228,7 +353,7 @@ func (p *process) pump(r *os.File, stderr bool) {
 			if stderr {
 				ws = p.errs
 			}
-			if p.startErr.Len() < 4096 && (stderr || p.tty != nil) {
+			if p.pid == 0 && p.startErr.Len() < 4096 {
 				p.startErr.Write(buf[:n])
 			}
 			ws = append([]io.Writer(nil), ws...)
@@ -243,30 +368,65 @@ func (p *process) pump(r *os.File, stderr bool) {
 	}
 }
 
-func (p *process) wait() {
-	err := p.cmd.Wait()
-	status := 0
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		status = exit.ExitCode()
-		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			status = 128 + int(ws.Signal())
+// waitChild reaps the process (the server's child since runc exited).
+func (p *process) waitChild() {
+	var ws unix.WaitStatus
+	status, err := 0, error(nil)
+	for {
+		_, werr := unix.Wait4(p.pid, &ws, 0, nil)
+		if errors.Is(werr, unix.EINTR) {
+			continue
 		}
-	default:
-		p.err = err
+		if werr != nil {
+			err = fmt.Errorf("wait for process %s: %w", p.id, werr)
+		}
+		break
 	}
-	// For a tty the pump ends when the slave's last holder (runc) is
-	// gone, which is now.
+	switch {
+	case err != nil:
+	case ws.Signaled():
+		status = 128 + int(ws.Signal())
+	default:
+		status = ws.ExitStatus()
+	}
+	p.finish(status, err)
+}
+
+// waitStranger waits for a process that is not our child: a pidfd says
+// when it is gone.
+func (p *process) waitStranger(startTime string) {
+	fd, err := unix.PidfdOpen(p.pid, 0)
+	if err == nil {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		unix.Close(fd)
+	} else {
+		for procStartTime(p.pid) == startTime {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	p.finish(0, errExitUnknown)
+}
+
+// finish records the exit once every output byte has been delivered.
+func (p *process) finish(status int, err error) {
 	p.pumps.Wait()
 	p.stdinMu.Lock()
 	if !p.stdinClosed {
 		p.stdinClosed = true
-		p.stdin.Close()
+		if p.stdin != nil {
+			p.stdin.Close()
+		}
 	}
 	p.stdinMu.Unlock()
-	p.status, p.exited = status, time.Now()
+	if p.tty != nil && p.tty != p.stdin {
+		p.tty.Close()
+	}
+	p.status, p.err, p.exited = status, err, time.Now()
 	close(p.done)
 }
 
@@ -311,6 +471,21 @@ func (p *process) closeStdin() {
 	p.stdin.Close()
 }
 
+// detach lets go of a running process, as a server that goes away does:
+// output stays in the FIFOs for the next server, stdin sees EOF (and a
+// terminal process its hangup). Wait still returns when the process ends.
+func (p *process) detach() {
+	p.stdinMu.Lock()
+	if !p.stdinClosed && p.stdin != nil {
+		p.stdinClosed = true
+		p.stdin.Close()
+	}
+	p.stdinMu.Unlock()
+	for _, r := range p.readers {
+		r.Close()
+	}
+}
+
 func (p *process) exitedNow() bool {
 	select {
 	case <-p.done:
@@ -328,17 +503,11 @@ func (p *process) Wait() (int, error) {
 }
 
 func (p *process) SetTTY(spec garden.TTYSpec) error {
-	if p.tty == nil || spec.WindowSize == nil {
+	if p.tty == nil || spec.WindowSize == nil || p.exitedNow() {
 		return nil
 	}
-	if p.exitedNow() {
-		return nil
-	}
-	if err := setWinsize(p.tty, windowSize(&spec)); err != nil {
-		return err
-	}
-	// runc resizes the container's terminal from ours on SIGWINCH.
-	return p.cmd.Process.Signal(syscall.SIGWINCH)
+	// The kernel signals SIGWINCH to the terminal's foreground group.
+	return setWinsize(p.tty, windowSize(&spec))
 }
 
 func (p *process) Signal(sig garden.Signal) error {
@@ -353,22 +522,13 @@ func (p *process) Signal(sig garden.Signal) error {
 	if p.exitedNow() {
 		return nil
 	}
-	data, err := os.ReadFile(p.pidFile)
-	if err != nil {
-		return fmt.Errorf("process %s: pid: %w", p.id, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return fmt.Errorf("process %s: pid file: %w", p.id, err)
-	}
-	if err := syscall.Kill(pid, s); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := syscall.Kill(p.pid, s); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal process %s: %w", p.id, err)
 	}
 	return nil
 }
 
-// attachment is a Process handle for one Attach: the process, plus the
-// attacher's stdin forwarded.
+// attachment is a Process handle for one Attach.
 type attachment struct{ *process }
 
 var _ garden.Process = attachment{}

@@ -1,6 +1,8 @@
 package gardenrunc
 
 import (
+	"runtime"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -21,6 +23,19 @@ var deniedSyscalls = []string{
 	"set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon",
 	"sysfs", "_sysctl", "umount", "umount2", "unshare", "uselib",
 	"userfaultfd", "ustat", "vm86", "vm86old",
+}
+
+// seccompArches are the native architecture and its compat ones: the
+// filter is compiled per architecture in every runc start, so foreign ones
+// would only cost time.
+func seccompArches() []specs.Arch {
+	switch runtime.GOARCH {
+	case "amd64":
+		return []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
+	case "arm64":
+		return []specs.Arch{specs.ArchAARCH64, specs.ArchARM}
+	}
+	return nil
 }
 
 // Namespace flags of clone(2) that only CAP_SYS_ADMIN may use.
@@ -44,7 +59,7 @@ func defaultSeccomp() *specs.LinuxSeccomp {
 	eperm, enosys := uint(errnoEPERM), uint(errnoENOSYS)
 	s := &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
-		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64, specs.ArchARM},
+		Architectures: seccompArches(),
 		Syscalls: []specs.LinuxSyscall{
 			{Names: deniedSyscalls, Action: specs.ActErrno, ErrnoRet: &eperm},
 			// clone3 passes its flags in memory, out of seccomp's
