@@ -16,9 +16,11 @@ import (
 // TestBadInput sends malformed or invalid requests to every kind of
 // endpoint of a real server and checks each gets a clear Garden error
 // while a bystander container keeps working.
-func TestBadInput(t *testing.T) {
+func TestBadInput(t *testing.T) { bothNetworks(t, testBadInput) }
+
+func testBadInput(t *testing.T, network string) {
 	requireHost(t)
-	s := startServer(t, "unix")
+	s := startServer(t, network)
 	ctx := context.Background()
 	bystander := create(t, s.client, garden.ContainerSpec{Handle: "bystander", Properties: garden.Properties{"k": "v"}})
 	create(t, s.client, garden.ContainerSpec{Handle: "target"})
@@ -70,7 +72,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("unix", s.garden.Addr())
+			conn, err := net.Dial(network, s.garden.Addr())
 			if err != nil {
 				t.Fatal(err)
 			}

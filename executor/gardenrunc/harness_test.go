@@ -149,3 +149,11 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// bothNetworks runs an integration test through the API on a unix socket
+// and on TCP.
+func bothNetworks(t *testing.T, test func(t *testing.T, network string)) {
+	for _, network := range []string{"unix", "tcp"} {
+		t.Run(network, func(t *testing.T) { test(t, network) })
+	}
+}

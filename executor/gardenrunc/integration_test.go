@@ -112,10 +112,12 @@ func TestCreateRunEcho(t *testing.T) {
 	}
 }
 
-func TestAttachSignalTTYUser(t *testing.T) {
+func TestAttachSignalTTYUser(t *testing.T) { bothNetworks(t, testAttachSignalTTYUser) }
+
+func testAttachSignalTTYUser(t *testing.T, network string) {
 	requireHost(t)
 	ctx := context.Background()
-	s := startServer(t, "unix")
+	s := startServer(t, network)
 	c := create(t, s.client, garden.ContainerSpec{Handle: "attach"})
 
 	var out1 syncBuffer
@@ -127,7 +129,7 @@ func TestAttachSignalTTYUser(t *testing.T) {
 	_ = p
 	// A second client attaches by ID; it may be late for some output but
 	// must see the exit status.
-	second := garden.NewClient("unix", s.garden.Addr())
+	second := garden.NewClient(network, s.garden.Addr())
 	sc, err := second.Lookup(ctx, "attach")
 	if err != nil {
 		t.Fatal(err)
@@ -262,10 +264,12 @@ func tarStream(t testing.TB, files map[string]string) io.Reader {
 	return &buf
 }
 
-func TestStreamInOut(t *testing.T) {
+func TestStreamInOut(t *testing.T) { bothNetworks(t, testStreamInOut) }
+
+func testStreamInOut(t *testing.T, network string) {
 	requireHost(t)
 	ctx := context.Background()
-	s := startServer(t, "tcp")
+	s := startServer(t, network)
 	c := create(t, s.client, garden.ContainerSpec{Handle: "streams"})
 	other := create(t, s.client, garden.ContainerSpec{Handle: "bystander"})
 
@@ -347,10 +351,12 @@ func TestStreamInOut(t *testing.T) {
 	}
 }
 
-func TestNetIn(t *testing.T) {
+func TestNetIn(t *testing.T) { bothNetworks(t, testNetIn) }
+
+func testNetIn(t *testing.T, network string) {
 	requireHost(t)
 	ctx := context.Background()
-	s := startServer(t, "unix")
+	s := startServer(t, network)
 	c := create(t, s.client, garden.ContainerSpec{Handle: "netin", NetIn: []garden.NetIn{{HostPort: 0, ContainerPort: 8080}}})
 	p, err := c.Run(ctx, sh("while true; do echo hello-from-container | nc -l -p 8080; done"), garden.ProcessIO{})
 	if err != nil {
@@ -401,10 +407,12 @@ func TestNetIn(t *testing.T) {
 	}
 }
 
-func TestLimits(t *testing.T) {
+func TestLimits(t *testing.T) { bothNetworks(t, testLimits) }
+
+func testLimits(t *testing.T, network string) {
 	requireHost(t)
 	ctx := context.Background()
-	s := startServer(t, "unix")
+	s := startServer(t, network)
 	c := create(t, s.client, garden.ContainerSpec{Handle: "limited", Limits: garden.Limits{
 		Memory: garden.MemoryLimits{LimitInBytes: 32 << 20},
 		Pid:    garden.PidLimits{Max: 20},
@@ -474,10 +482,12 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-func TestPropertiesAndGraceTime(t *testing.T) {
+func TestPropertiesAndGraceTime(t *testing.T) { bothNetworks(t, testPropertiesAndGraceTime) }
+
+func testPropertiesAndGraceTime(t *testing.T, network string) {
 	requireHost(t)
 	ctx := context.Background()
-	s := startServer(t, "unix")
+	s := startServer(t, network)
 	create(t, s.client, garden.ContainerSpec{Handle: "p1", Properties: garden.Properties{"app": "a", "tier": "web"}})
 	create(t, s.client, garden.ContainerSpec{Handle: "p2", Properties: garden.Properties{"app": "a", "tier": "worker"}})
 	create(t, s.client, garden.ContainerSpec{Handle: "p3", Properties: garden.Properties{"app": "b"}})
@@ -559,10 +569,12 @@ func sortStrings(s []string) {
 	}
 }
 
-func TestRestoreAfterServerRestart(t *testing.T) {
+func TestRestoreAfterServerRestart(t *testing.T) { bothNetworks(t, testRestoreAfterServerRestart) }
+
+func testRestoreAfterServerRestart(t *testing.T, network string) {
 	requireHost(t)
 	ctx := context.Background()
-	s := startServer(t, "unix")
+	s := startServer(t, network)
 	c, err := s.client.Create(ctx, garden.ContainerSpec{Handle: "survivor", Properties: garden.Properties{"keep": "me"}, NetIn: []garden.NetIn{{ContainerPort: 7070}}})
 	if err != nil {
 		t.Fatal(err)
@@ -579,7 +591,7 @@ func TestRestoreAfterServerRestart(t *testing.T) {
 	before, _ := c.Info(ctx)
 	s.stop()
 
-	s2 := startServer(t, "unix")
+	s2 := startServer(t, network)
 	c2, err := s2.client.Lookup(ctx, "survivor")
 	if err != nil {
 		t.Fatalf("lookup after restart: %v", err)
