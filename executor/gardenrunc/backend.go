@@ -37,7 +37,8 @@ type Backend struct {
 	swap     bool
 
 	mu         sync.Mutex
-	containers map[string]*container
+	containers map[string]*container // fully created
+	creating   map[string]bool       // handles reserved by a Create in progress
 	ports      *portPool
 
 	// background tracks the veth deletions that finish a destroy: each
@@ -67,6 +68,7 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 		net:        n,
 		images:     &imageCache{dir: filepath.Join(cfg.Depot, ".images")},
 		containers: map[string]*container{},
+		creating:   map[string]bool{},
 		ports:      newPortPool(cfg.PortPoolStart, cfg.PortPoolSize),
 	}, nil
 }
@@ -351,11 +353,11 @@ func (b *Backend) Create(ctx context.Context, spec garden.ContainerSpec) (garden
 	}
 
 	b.mu.Lock()
-	if _, ok := b.containers[spec.Handle]; ok {
+	if _, ok := b.containers[spec.Handle]; ok || b.creating[spec.Handle] {
 		b.mu.Unlock()
 		return nil, fmt.Errorf("Handle '%s' already in use", spec.Handle)
 	}
-	if len(b.containers) >= b.maxContainers() {
+	if len(b.containers)+len(b.creating) >= b.maxContainers() {
 		b.mu.Unlock()
 		return nil, errors.New("max containers reached")
 	}
@@ -379,16 +381,48 @@ func (b *Backend) Create(ctx context.Context, spec garden.ContainerSpec) (garden
 			Cgroups: containerCgroups(b.cgroups, b.cgroupRel(spec.Handle)),
 		},
 	}
-	b.containers[spec.Handle] = c
+	// Until built, the container is invisible: Lookup, List and Destroy
+	// do not see it, so nothing races the build.
+	b.creating[spec.Handle] = true
 	b.mu.Unlock()
 
 	if err := b.build(ctx, c, src); err != nil {
-		if derr := b.Destroy(context.WithoutCancel(ctx), spec.Handle); derr != nil {
+		if derr := b.teardownContainer(context.WithoutCancel(ctx), c); derr != nil {
 			b.logger.Error("clean up failed create", "handle", spec.Handle, "error", derr)
 		}
+		b.mu.Lock()
+		delete(b.creating, spec.Handle)
+		b.mu.Unlock()
+		b.release(c)
 		return nil, err
 	}
+	b.mu.Lock()
+	delete(b.creating, spec.Handle)
+	b.containers[spec.Handle] = c
+	b.mu.Unlock()
 	return c, nil
+}
+
+// release returns a removed container's ports, then (once its veth is
+// gone, off the caller's path) its address.
+func (b *Backend) release(c *container) {
+	b.mu.Lock()
+	for _, m := range c.st.MappedPorts {
+		b.ports.release(int(m.HostPort))
+	}
+	b.mu.Unlock()
+	b.background.Add(1)
+	go func() {
+		defer b.background.Done()
+		if err := b.net.deleteVeth(c.st.IPOffset); err != nil {
+			// Keep the address: its veth name is still taken.
+			b.logger.Error("delete veth", "handle", c.st.Handle, "error", err)
+			return
+		}
+		b.mu.Lock()
+		b.net.pool.release(c.st.IPOffset)
+		b.mu.Unlock()
+	}()
 }
 
 // build does the slow part of Create; any failure is cleaned up by
@@ -544,22 +578,8 @@ func (b *Backend) Destroy(ctx context.Context, handle string) error {
 	}
 	b.mu.Lock()
 	delete(b.containers, handle)
-	for _, m := range c.st.MappedPorts {
-		b.ports.release(int(m.HostPort))
-	}
 	b.mu.Unlock()
-	b.background.Add(1)
-	go func() {
-		defer b.background.Done()
-		if err := b.net.deleteVeth(c.st.IPOffset); err != nil {
-			// Keep the address: its veth name is still taken.
-			b.logger.Error("delete veth", "handle", handle, "error", err)
-			return
-		}
-		b.mu.Lock()
-		b.net.pool.release(c.st.IPOffset)
-		b.mu.Unlock()
-	}()
+	b.release(c)
 	return nil
 }
 
@@ -780,5 +800,5 @@ func (c *imageCache) size(dir string) usage {
 func (b *Backend) Count() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.containers)
+	return len(b.containers) + len(b.creating)
 }

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
 	"github.com/gavel-scheduler/gavel/executor/garden"
 	"github.com/gavel-scheduler/gavel/internal/testrootfs"
 )
@@ -643,13 +646,18 @@ func testRestoreAfterServerRestart(t *testing.T, network string) {
 func TestImages(t *testing.T) {
 	requireHost(t)
 	layoutDir := filepath.Join(testDir, "images", "busybox", "latest")
+	tarPath := filepath.Join(testDir, "busybox-image.tar")
 	if _, err := os.Stat(layoutDir); err != nil {
-		if _, err := testrootfs.OCILayout(testRootfs, layoutDir, []string{"IMAGE_VAR=from-image", "PATH=/bin:/usr/bin"}); err != nil {
+		img, err := testrootfs.OCILayout(testRootfs, layoutDir, []string{"IMAGE_VAR=from-image", "PATH=/bin:/usr/bin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tarball.WriteToFile(tarPath, name.MustParseReference("gavel/busybox:test").(name.Tag), img); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s := startServer(t, "unix")
-	for _, uri := range []string{"oci://" + layoutDir, "docker:///busybox", "docker:///busybox:latest", "preloaded:busybox", "raw://" + testRootfs} {
+	for _, uri := range []string{"oci://" + layoutDir, "oci://" + tarPath, "docker:///busybox", "docker:///busybox:latest", "preloaded:busybox", "raw://" + testRootfs} {
 		c := create(t, s.client, garden.ContainerSpec{Image: garden.ImageRef{URI: uri}, Env: []string{"SPEC_VAR=from-spec"}})
 		code, out := run(t, c, sh("echo $IMAGE_VAR $SPEC_VAR; touch /bin/written"))
 		wantImageVar := strings.HasPrefix(uri, "oci:") || strings.HasPrefix(uri, "docker:")
