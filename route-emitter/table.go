@@ -243,8 +243,9 @@ type Table struct {
 	// stale event about it cannot bring it back. A sync builds a new
 	// table, which bounds how long these are kept.
 	gone map[EndpointID]Tag
-	// routes and endpoints are running totals for the metrics.
-	routes, endpoints int
+	// routes and endpoints are running totals for the metrics; invalid
+	// counts desired LRPs with refused routes.
+	routes, endpoints, invalid int
 }
 
 // NewTable returns an empty table.
@@ -283,6 +284,15 @@ func (t *Table) Desired(guid string) *Desired { return t.desired[guid] }
 func (t *Table) Knows(guid string) bool {
 	return t.desired[guid] != nil || len(t.byGUID[guid]) > 0
 }
+
+func (t *Table) countInvalid(d *Desired, n int) {
+	if d != nil && len(d.Errors) > 0 {
+		t.invalid += n
+	}
+}
+
+// InvalidRouteLRPs counts the desired LRPs with at least one refused route.
+func (t *Table) InvalidRouteLRPs() int { return t.invalid }
 
 // Len is the number of entries.
 func (t *Table) Len() int { return len(t.entries) }
@@ -360,6 +370,8 @@ func (t *Table) SetDesired(d *Desired) Diff {
 	if old := t.desired[d.ProcessGUID]; old != nil && !old.Tag.SucceededBy(d.Tag) {
 		return nil
 	}
+	t.countInvalid(t.desired[d.ProcessGUID], -1)
+	t.countInvalid(d, 1)
 	var db diffBuilder
 	ports := maps.Clone(t.byGUID[d.ProcessGUID])
 	if ports == nil {
@@ -387,6 +399,7 @@ func (t *Table) RemoveDesired(guid string, tag Tag) Diff {
 	if old == nil || old.Tag.newerThan(tag) {
 		return nil
 	}
+	t.countInvalid(old, -1)
 	delete(t.desired, guid)
 	var db diffBuilder
 	for p := range maps.Clone(t.byGUID[guid]) {
@@ -611,6 +624,25 @@ func (b *diffBuilder) diff() Diff {
 	return out
 }
 
+// MergeDiffs joins the diffs of consecutive updates into one, as if they
+// were a single update.
+func MergeDiffs(first, second Diff) Diff {
+	if len(first) == 0 {
+		return second
+	}
+	if len(second) == 0 {
+		return first
+	}
+	var db diffBuilder
+	for _, c := range first {
+		db.record(c.Key, c.Before, c.After)
+	}
+	for _, c := range second {
+		db.record(c.Key, c.Before, c.After)
+	}
+	return db.diff()
+}
+
 // DiffTables lists the entries that differ between two tables, as a full
 // sync's swap emits them.
 func DiffTables(old, new *Table) Diff {
@@ -639,6 +671,7 @@ func (t *Table) RetainStale(old *Table, fresh map[string]bool) {
 			continue
 		}
 		t.desired[guid] = d
+		t.countInvalid(d, 1)
 	}
 	for k, o := range old.entries {
 		if !o.Known || fresh[o.Domain] {
