@@ -31,7 +31,7 @@ func TestGardenDaemon(t *testing.T) {
 	}
 	slot := os.Getpid() % 120
 	cfgPath := filepath.Join(dir, "garden.yaml")
-	yaml := fmt.Sprintf("depot: %s\nrunc_root: %s\ndefault_rootfs: %s\nnetwork_pool: 10.253.%d.0/23\ntag: c%03x\nport_pool_start: %d\nport_pool_size: 100\nlog_level: warn\n",
+	yaml := fmt.Sprintf("depot: %s\nrunc_root: %s\ndefault_rootfs: %s\nnetwork_pool: 10.250.%d.0/23\ntag: c%03x\nport_pool_start: %d\nport_pool_size: 100\nlog_level: warn\n",
 		filepath.Join(dir, "depot"), filepath.Join(dir, "runc"), rootfs, 2*slot, os.Getpid()%4096, 52000+100*slot)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

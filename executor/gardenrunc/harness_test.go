@@ -20,7 +20,7 @@ import (
 var (
 	testSlot      = os.Getpid() % 120
 	testTag       = fmt.Sprintf("t%03x", os.Getpid()%4096)
-	testPool      = fmt.Sprintf("10.254.%d.0/23", 16+2*testSlot)
+	testPool      = fmt.Sprintf("10.252.%d.0/23", 2*testSlot)
 	testPortStart = 40000 + 100*testSlot
 )
 
