@@ -86,6 +86,7 @@ func (a *app) register(root *cobra.Command) {
 		a.logsCommand(),
 		a.lrpEventsCommand(),
 		a.taskEventsCommand(),
+		a.routesCommand(),
 	} {
 		c.GroupID = groupID
 		root.AddCommand(c)

@@ -45,6 +45,9 @@ type Config struct {
 	// ServerName overrides the name checked against the server certificate;
 	// empty means the host part of BBSAddress.
 	ServerName string `json:"server_name,omitempty"`
+	// RouteEmitterAddress is the route emitter's read API (host:port), for
+	// `gavel routes`; it uses the same CA and client certificate.
+	RouteEmitterAddress string `json:"route_emitter_address,omitempty"`
 }
 
 // Validate reports every bad key, each error naming the key.
@@ -59,6 +62,11 @@ func (c *Config) Validate() error {
 		bad("bbs_address", "%q is not host:port", c.BBSAddress)
 	} else if host == "" || port == "" {
 		bad("bbs_address", "%q needs both a host and a port", c.BBSAddress)
+	}
+	if c.RouteEmitterAddress != "" {
+		if host, port, err := net.SplitHostPort(c.RouteEmitterAddress); err != nil || host == "" || port == "" {
+			bad("route_emitter_address", "%q is not host:port", c.RouteEmitterAddress)
+		}
 	}
 	if c.Insecure {
 		for _, kv := range [][2]string{{"ca_cert", c.CACert}, {"client_cert", c.ClientCert}, {"client_key", c.ClientKey}} {
