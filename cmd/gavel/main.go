@@ -20,7 +20,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	cli.Register(root)
-	root.AddCommand(certsCommand(), bbsCommand(), auctioneerCommand(), repCommand(), devCommand(), simCommand(), gardenCommand(), routeEmitterCommand())
+	root.AddCommand(certsCommand(), bbsCommand(), auctioneerCommand(), repCommand(), devCommand(), simCommand(), gardenCommand(), routeEmitterCommand(), convergerCommand(), convergeCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "gavel:", err)
 		os.Exit(1)
