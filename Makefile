@@ -36,6 +36,8 @@ bench:
 	$(GO) test -run '^$$' -bench 'ScoreLRP|Schedule$$' -benchmem -count $(BENCHCOUNT) -timeout 30m ./auctioneer
 	$(GO) test -run '^$$' -bench 'Simulate' -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./auctioneer
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./executor ./executor/logs ./executor/download
+	$(GO) test -run '^$$' -bench 'Propagation10kRoutes50kEndpoints' -benchtime 200x -count $(BENCHCOUNT) -timeout 30m ./route-emitter
+	$(GO) test -run '^$$' -bench 'FullResync100kEndpoints' -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./route-emitter
 	$(GO) test -run '^$$' -bench 'CreateRunDestroy' -benchtime 100x -count $(BENCHCOUNT) -timeout 30m ./executor/gardenrunc
 	$(GO) test -run '^$$' -bench 'ConcurrentCreate50' -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./executor/gardenrunc
 

@@ -45,6 +45,8 @@ type adsClient struct {
 	lastErr   error
 	// watch, when set, sees every state after a response.
 	watch func(Resources)
+	// onLoadAssignment, when set, sees each load assignment received.
+	onLoadAssignment func(name string, endpoints int)
 }
 
 func newADSClient(t testing.TB, conn *grpc.ClientConn, delta bool) *adsClient {
@@ -297,6 +299,13 @@ func (c *adsClient) absorb(typ string, anys []*anypb.Any, removedNames []string,
 	}
 	for name, m := range decoded {
 		storeResource(c.res, typ, name, m)
+		if cla, ok := m.(*endpointv3.ClusterLoadAssignment); ok && c.onLoadAssignment != nil {
+			n := 0
+			for _, l := range cla.GetEndpoints() {
+				n += len(l.GetLbEndpoints())
+			}
+			c.onLoadAssignment(name, n)
+		}
 	}
 	for _, n := range removedNames {
 		deleteResource(c.res, typ, n)
