@@ -31,6 +31,7 @@ BENCHCOUNT ?= 3
 bench:
 	$(GO) test -run '^$$' -bench 'ClaimStart' -benchtime 20000x -count $(BENCHCOUNT) -timeout 30m ./bbs
 	$(GO) test -run '^$$' -bench 'ListActualLRPs100k' -benchtime 5x -count $(BENCHCOUNT) -timeout 30m ./bbs
+	$(GO) test -run '^$$' -bench 'Pass100k' -benchtime 5x -count $(BENCHCOUNT) -timeout 30m ./converger
 	$(GO) test -run '^$$' -bench 'EventFanOut' -benchtime 50000x -count $(BENCHCOUNT) -timeout 30m ./bbs
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./bbs/events
 	$(GO) test -run '^$$' -bench 'ScoreLRP|Schedule$$' -benchmem -count $(BENCHCOUNT) -timeout 30m ./auctioneer

@@ -28,7 +28,7 @@ import (
 // auctioneer over mutual TLS on 127.0.0.1, and a converger whose clock runs
 // ahead of the real one by an offset the test sets.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	etcd    *clientv3.Client
 	certs   tlsutil.Paths
 	bbsAddr string
@@ -40,13 +40,18 @@ type env struct {
 
 type envOptions struct {
 	callbackAttempts int
+	// fsync keeps etcd durable (benchmarks measure this machine's real
+	// store).
+	fsync bool
+	// noAuctioneer runs no auctioneer; auction requests then fail.
+	noAuctioneer bool
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	_, client := etcdembed.StartForTestOpts(t, etcdembed.Options{NoFsync: true})
+	_, client := etcdembed.StartForTestOpts(t, etcdembed.Options{NoFsync: !o.fsync})
 	certs, err := tlsutil.WriteDir(t.TempDir(), tlsutil.DefaultHosts())
 	if err != nil {
 		t.Fatal(err)
@@ -86,19 +91,21 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { bbsProc.Signal(os.Interrupt); <-bbsProc.Wait() })
 	e.bbsAddr = runner.Addr()
 
-	ac := certs.Components["auctioneer"]
-	acfg := auctioneer.DefaultConfig()
-	acfg.ListenAddress = "127.0.0.1:0"
-	acfg.BBSAddress = e.bbsAddr
-	acfg.CACert, acfg.Cert, acfg.Key = certs.CACert, ac.Cert, ac.Key
-	acfg.GossipBindPort, acfg.GossipLocal = 0, true
-	acfg.ElectionTTL = acfg.ElectionTTL / 3
-	aproc := ifrit.Invoke(auctioneer.NewProcess(acfg, client, prometheus.NewRegistry(), logger))
-	t.Cleanup(func() { aproc.Signal(os.Interrupt); <-aproc.Wait() })
-	e.pollUntil("an elected auctioneer", func() bool {
-		v, err := election.Leader(context.Background(), client, auctioneer.ElectionKey(acfg.KeyPrefix))
-		return err == nil && v != ""
-	})
+	if !o.noAuctioneer {
+		ac := certs.Components["auctioneer"]
+		acfg := auctioneer.DefaultConfig()
+		acfg.ListenAddress = "127.0.0.1:0"
+		acfg.BBSAddress = e.bbsAddr
+		acfg.CACert, acfg.Cert, acfg.Key = certs.CACert, ac.Cert, ac.Key
+		acfg.GossipBindPort, acfg.GossipLocal = 0, true
+		acfg.ElectionTTL = acfg.ElectionTTL / 3
+		aproc := ifrit.Invoke(auctioneer.NewProcess(acfg, client, prometheus.NewRegistry(), logger))
+		t.Cleanup(func() { aproc.Signal(os.Interrupt); <-aproc.Wait() })
+		e.pollUntil("an elected auctioneer", func() bool {
+			v, err := election.Leader(context.Background(), client, auctioneer.ElectionKey(acfg.KeyPrefix))
+			return err == nil && v != ""
+		})
+	}
 
 	cc := certs.Components["converger"]
 	ccTLS, err := tlsutil.ClientConfig(certs.CACert, cc.Cert, cc.Key, "")
@@ -109,9 +116,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(auctions.Close)
 	e.bbs = models.NewBBSClient(clientTLS("converger"))
 	e.metrics = NewMetrics(prometheus.NewRegistry())
+	var requester AuctionRequester = auctions
+	if o.noAuctioneer {
+		requester = nil
+	}
 	e.conv = &Converger{
 		BBS:      e.bbs,
-		Executor: &Executor{BBS: e.bbs, Auctions: auctions, Metrics: e.metrics, Logger: logger},
+		Executor: &Executor{BBS: e.bbs, Auctions: requester, Metrics: e.metrics, Logger: logger},
 		Settings: DefaultSettings(), Name: "test", Metrics: e.metrics, Logger: logger,
 		Now: func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) },
 	}
