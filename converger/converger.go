@@ -102,8 +102,9 @@ func (c *Converger) pass(ctx context.Context) (*Plan, *Report, error) {
 	if len(p.Cells.Confirmed) > 0 {
 		logger.Warn("acting on cells whose loss an operator confirmed", "cell_ids", p.Cells.Confirmed)
 	}
-	if len(p.Cells.Lost) > 0 {
-		logger.Info("cells lost", "cell_ids", p.Cells.Lost)
+	if len(p.Suspect)+len(p.UnclaimLost)+len(p.FailOnLostCell)+len(p.RemoveEvacuating) > 0 {
+		logger.Info("replacing the work of lost cells", "cell_ids", p.Cells.Lost,
+			"suspect", len(p.Suspect), "unclaim", len(p.UnclaimLost), "tasks", len(p.FailOnLostCell))
 	}
 	r, err := c.Executor.Execute(ctx, p)
 	if err != nil {
