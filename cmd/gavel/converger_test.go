@@ -26,8 +26,10 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/clientconfig"
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/etcdembed"
+	"github.com/gavel-scheduler/gavel/internal/gossip"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
+	"github.com/gavel-scheduler/gavel/rep"
 )
 
 // convSystem is an embedded etcd and a BBS in this process, for converger
@@ -53,7 +55,13 @@ func startConvSystem(t *testing.T) *convSystem {
 	cfg := bbs.DefaultConfig()
 	cfg.ListenAddress = "127.0.0.1:0"
 	cfg.CACert, cfg.ServerCert, cfg.ServerKey = certs.CACert, bc.Cert, bc.Key
-	runner := bbs.NewRunner(cfg, etcd, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	bbsTLS, err := tlsutil.ClientConfig(certs.CACert, bc.Cert, bc.Key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps := rep.NewClient(bbsTLS)
+	t.Cleanup(reps.Close)
+	runner := bbs.NewRunner(cfg, etcd, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), bbs.WithCells(reps))
 	proc := ifrit.Invoke(runner)
 	t.Cleanup(func() { proc.Signal(os.Interrupt); <-proc.Wait() })
 
@@ -83,21 +91,23 @@ func (s *convSystem) ctx(t *testing.T) context.Context {
 
 // convergerProc is one `gavel converger` process.
 type convergerProc struct {
-	name  string
-	cmd   *exec.Cmd
-	log   *lockedBuffer
-	debug string
+	name   string
+	cmd    *exec.Cmd
+	log    *lockedBuffer
+	debug  string
+	gossip string
 }
 
 func (s *convSystem) startConverger(t *testing.T, name string, extra ...string) *convergerProc {
 	t.Helper()
 	cc := s.certs.Components["converger"]
 	debug := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gossipPort := freePort(t)
 	args := append([]string{"converger", "--name", name,
 		"--etcd-endpoints", s.etcdEndpoint, "--bbs-address", s.bbsAddr,
 		"--ca-cert", s.certs.CACert, "--cert", cc.Cert, "--key", cc.Key,
 		"--election-ttl", "5s", "--convergence-interval", "1s", "--cell-loss-delay", "300ms",
-		"--gossip-bind-address", "127.0.0.1", "--gossip-bind-port", fmt.Sprint(freePort(t)), "--gossip-local",
+		"--gossip-bind-address", "127.0.0.1", "--gossip-bind-port", fmt.Sprint(gossipPort), "--gossip-local",
 		"--debug-address", debug, "--log-level", "info"}, extra...)
 	cmd := exec.Command(gavelBin, args...)
 	log := &lockedBuffer{}
@@ -105,7 +115,7 @@ func (s *convSystem) startConverger(t *testing.T, name string, extra ...string) 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &convergerProc{name: name, cmd: cmd, log: log, debug: debug}
+	p := &convergerProc{name: name, cmd: cmd, log: log, debug: debug, gossip: fmt.Sprintf("127.0.0.1:%d", gossipPort)}
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
@@ -318,5 +328,89 @@ func TestConvergerGuardAndCLI(t *testing.T) {
 	if out, err := exec.Command(gavelBin, "--config", s.clientConfig, "converge", "--confirm-cell-loss").CombinedOutput(); err == nil ||
 		!strings.Contains(string(out), "nothing to confirm") {
 		t.Fatalf("second confirmation: %v %s", err, out)
+	}
+}
+
+// TestConvergerPassesOnCellSignalsAndStopsThroughTheRep: with a timer too
+// long to matter, passes come from the signals alone: a cell's presence
+// appearing, the cell leaving the gossip pool, its presence going. The pass
+// after the cell appears retires an orphan on it through the real rep.
+func TestConvergerPassesOnCellSignalsAndStopsThroughTheRep(t *testing.T) {
+	s := startConvSystem(t)
+	ctx := s.ctx(t)
+	p := s.startConverger(t, "conv", "--convergence-interval", "1h", "--cell-loss-delay", "200ms")
+	pollUntil(t, "the first pass", 30*time.Second, func() bool { return p.passes() == 1 })
+
+	// An orphan instance on cell-1 (not present yet), in a fresh domain,
+	// whose container the cell holds.
+	if _, err := s.bbs.UpsertDomain(ctx, &models.UpsertDomainRequest{Domain: "apps"}); err != nil {
+		t.Fatal(err)
+	}
+	containers := rep.NewMemoryContainers(&models.CellCapacity{MemoryMb: 1024, DiskMb: 1024, Containers: 10})
+	if errs := containers.Allocate(ctx, []rep.Allocation{{Guid: "ghost-0", LRP: &models.LRPWork{ProcessGuid: "ghost", Index: 0, Domain: "apps",
+		Resource: &models.Resource{MemoryMb: 64}, PlacementConstraint: &models.PlacementConstraint{Rootfs: "preloaded:busybox"}}}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if _, err := s.bbs.StartActualLRP(ctx, &models.StartActualLRPRequest{
+		ActualLrpKey: &models.ActualLRPKey{ProcessGuid: "ghost", Index: 0, Domain: "apps"}, ActualLrpInstanceKey: &models.ActualLRPInstanceKey{InstanceGuid: "ghost-0", CellId: "cell-1"},
+		ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	rc := s.certs.Components["rep"]
+	serverTLS, err := tlsutil.ServerConfig(s.certs.CACert, rc.Cert, rc.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := rep.NewRunner(rep.RunnerConfig{
+		Info:          rep.CellInfo{CellID: "cell-1", Zone: "z1", RootFSProviders: []*models.Provider{{Name: "preloaded", Properties: []string{"busybox"}}}},
+		ListenAddress: "127.0.0.1:0", TLS: serverTLS, Containers: containers,
+		Gossip: &gossip.Config{Local: true, Join: []string{p.gossip}, RejoinInterval: 200 * time.Millisecond},
+		BBS:    s.bbs, PresenceTTL: 15 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	cellProc := ifrit.Invoke(cell)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cellProc.Signal(os.Interrupt)
+			<-cellProc.Wait()
+		}
+	})
+	pollUntil(t, "a pass when the cell's presence appears", 30*time.Second, func() bool { return p.passes() >= 2 })
+	pollUntil(t, "the rep to stop the orphan's container", 30*time.Second, func() bool {
+		lrps, _, _ := containers.Work(ctx)
+		return len(lrps) == 0
+	})
+	pollUntil(t, "the cell to join the converger's gossip pool", 30*time.Second, func() bool {
+		return cell.Pool() != nil && len(cell.Pool().Members()) == 2
+	})
+
+	// The cell leaves the pool; its presence stays until its lease lapses
+	// (15 s), so the pass now comes from gossip alone.
+	before := p.passes()
+	left := time.Now()
+	cellProc.Signal(os.Interrupt)
+	<-cellProc.Wait()
+	stopped = true
+	pollUntil(t, "a pass when gossip reports the cell gone", 10*time.Second, func() bool { return p.passes() > before })
+	if !strings.Contains(p.log.String(), `"msg":"gossip reports a cell gone"`) {
+		t.Fatal("no gossip signal logged")
+	}
+	if time.Since(left) > 10*time.Second {
+		t.Fatalf("the pass came only after %s", time.Since(left))
+	}
+	// Ending the presence at once is a signal too.
+	before = p.passes()
+	resp, err := s.etcd.Get(ctx, "/gavel/v1/cell/cell-1")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("presence: %v %v", resp, err)
+	}
+	if _, err := s.etcd.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "a pass when the presence goes", 10*time.Second, func() bool { return p.passes() > before })
+	if !strings.Contains(p.log.String(), `"msg":"cell presence gone"`) {
+		t.Fatal("no presence signal logged")
 	}
 }
