@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/gavel-scheduler/gavel/bbs/db"
 	"github.com/gavel-scheduler/gavel/proto/models"
@@ -351,4 +354,51 @@ func equalStrings(got []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// Bad convergence requests are refused by the BBS with InvalidArgument
+// naming the field, before anything is read or written.
+func TestConvergenceCallsRefuseBadInput(t *testing.T) {
+	e := newEnv(t, envOptions{noAuctioneer: true})
+	untagged := &models.ActualLRP{ActualLrpKey: &models.ActualLRPKey{ProcessGuid: "web", Domain: "apps"}, State: models.ActualLRP_RUNNING,
+		ActualLrpInstanceKey: &models.ActualLRPInstanceKey{InstanceGuid: "i", CellId: "cell-1"}}
+	cases := []struct {
+		call  func() error
+		field string
+	}{
+		{func() error {
+			_, err := e.bbs.ConvergeLRPs(e.ctx(), &models.ConvergeLRPsRequest{Suspect: []*models.ActualLRP{untagged}})
+			return err
+		}, "suspect[0].modification_tag"},
+		{func() error {
+			_, err := e.bbs.ConvergeTasks(e.ctx(), &models.ConvergeTasksRequest{FailOnLostCell: []*models.Task{{TaskGuid: "job", State: models.Task_PENDING, CellId: "cell-1"}}})
+			return err
+		}, "fail_on_lost_cell[0].state"},
+		{func() error {
+			_, err := e.bbs.SaveConvergerState(e.ctx(), &models.SaveConvergerStateRequest{})
+			return err
+		}, "state"},
+		{func() error {
+			_, err := e.bbs.ConfirmCellLoss(e.ctx(), &models.ConfirmCellLossRequest{CellIds: []string{"a b"}})
+			return err
+		}, "cell_ids[0]"},
+	}
+	for _, tc := range cases {
+		err := tc.call()
+		st, _ := status.FromError(err)
+		if st.Code() != codes.InvalidArgument {
+			t.Fatalf("%s: got %v, want InvalidArgument", tc.field, err)
+		}
+		var fields []string
+		for _, d := range st.Details() {
+			if br, ok := d.(*errdetails.BadRequest); ok {
+				for _, v := range br.FieldViolations {
+					fields = append(fields, v.Field)
+				}
+			}
+		}
+		if !equalStrings(fields, tc.field) {
+			t.Fatalf("%v: fields %v, want %s", err, fields, tc.field)
+		}
+	}
 }
