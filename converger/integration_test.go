@@ -3,6 +3,7 @@ package converger
 import (
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -400,5 +401,43 @@ func TestConvergenceCallsRefuseBadInput(t *testing.T) {
 		if !equalStrings(fields, tc.field) {
 			t.Fatalf("%v: fields %v, want %s", err, fields, tc.field)
 		}
+	}
+}
+
+// Two convergers that planned from the same snapshot (a leader and one
+// that does not know yet it lost the election): the first to store its
+// memory acts, the other is refused before it changes anything.
+func TestOnlyOnePlanPerGenerationActs(t *testing.T) {
+	e := newEnv(t, envOptions{noAuctioneer: true})
+	e.desire("web", 2)
+	if _, err := e.bbs.RemoveActualLRP(e.ctx(), &models.RemoveActualLRPRequest{ProcessGuid: "web", Index: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bbs.RemoveActualLRP(e.ctx(), &models.RemoveActualLRPRequest{ProcessGuid: "web", Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p1, err := e.conv.Plan(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.conv.Plan(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second plan's missing indices are trimmed to one, so that its
+	// action, were it applied, would show.
+	p2.Missing[0].Indices = p2.Missing[0].Indices[1:]
+	r, err := e.conv.Executor.Execute(e.ctx(), p1)
+	if err != nil || applied(r, "create_missing") != 1 {
+		t.Fatalf("first plan: %+v, %v", r, err)
+	}
+	if _, err := e.bbs.RemoveActualLRP(e.ctx(), &models.RemoveActualLRPRequest{ProcessGuid: "web", Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.conv.Executor.Execute(e.ctx(), p2); err == nil || !strings.Contains(err.Error(), "another converger saved in between") {
+		t.Fatalf("second plan: %v", err)
+	}
+	if rows := e.rows("web", 1); len(rows) != 0 {
+		t.Fatalf("the refused plan acted: %v", rows)
 	}
 }
