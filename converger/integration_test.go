@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -439,5 +440,98 @@ func TestOnlyOnePlanPerGenerationActs(t *testing.T) {
 	}
 	if rows := e.rows("web", 1); len(rows) != 0 {
 		t.Fatalf("the refused plan acted: %v", rows)
+	}
+}
+
+// The remaining rules, set up by BBS calls as cells would make them: an
+// EVACUATING row left on a cell that died, a replacement that lost its cell
+// too, a SUSPECT row orphaned by its desired LRP's removal, and a task whose
+// resolver went away. Losses are spaced beyond the guard window.
+func TestEvacuatingLeftoversReplacementsLostAgainOrphanedSuspectsAndStuckResolvers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	leases := map[string]clientv3.LeaseID{}
+	for _, c := range []string{"cell-1", "cell-2", "cell-3", "cell-4", "cell-5"} {
+		leases[c] = e.cell(c, 15*time.Second)
+	}
+	e.desire("web", 2)
+	e.start("web", 0, "cell-1")
+	e.start("web", 1, "cell-2")
+	e.pass()
+
+	// cell-1 evacuates web/0, then dies before the replacement runs.
+	if _, err := e.bbs.EvacuateRunningActualLRP(e.ctx(), &models.EvacuateRunningActualLRPRequest{
+		ActualLrpKey: &models.ActualLRPKey{ProcessGuid: "web", Index: 0, Domain: "apps"}, ActualLrpInstanceKey: instanceKey("web", 0, "cell-1"),
+		ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e.rows("web", 0)[models.ActualLRP_EVACUATING] == nil {
+		t.Fatal("no EVACUATING row")
+	}
+	e.lose(leases["cell-1"])
+	_, r := e.pass()
+	if applied(r, "remove_evacuating") != 1 || e.rows("web", 0)[models.ActualLRP_EVACUATING] != nil {
+		t.Fatalf("report %+v rows %v", r.Actions, e.rows("web", 0))
+	}
+
+	// cell-2 dies: web/1 becomes SUSPECT; its replacement is claimed on
+	// cell-3, which dies too: the replacement is unclaimed.
+	e.later(20 * time.Second)
+	e.lose(leases["cell-2"])
+	if _, r := e.pass(); applied(r, "suspect") != 1 {
+		t.Fatalf("report %+v", r.Actions)
+	}
+	if _, err := e.bbs.ClaimActualLRP(e.ctx(), &models.ClaimActualLRPRequest{ProcessGuid: "web", Index: 1, ActualLrpInstanceKey: instanceKey("web", 1, "cell-3")}); err != nil {
+		t.Fatal(err)
+	}
+	e.later(40 * time.Second)
+	e.lose(leases["cell-3"])
+	p, r := e.pass()
+	if applied(r, "unclaim_lost") != 1 || p.Cells.GuardRaised {
+		t.Fatalf("plan %q cells %+v report %+v", describe(p), p.Cells, r.Actions)
+	}
+	rows := e.rows("web", 1)
+	if o := rows[models.ActualLRP_ORDINARY]; o.State != models.ActualLRP_UNCLAIMED || rows[models.ActualLRP_SUSPECT] == nil {
+		t.Fatalf("rows %v", rows)
+	}
+
+	// The desired LRP goes: the BBS removes its unclaimed rows; the SUSPECT
+	// row is an orphan the converger removes.
+	if _, err := e.bbs.RemoveDesiredLRP(e.ctx(), &models.RemoveDesiredLRPRequest{ProcessGuid: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := e.pass(); applied(r, "remove_orphaned_suspect") != 1 {
+		t.Fatalf("report %+v", r.Actions)
+	}
+	if rows := e.rows("web", 1); len(rows) != 0 {
+		t.Fatalf("rows left %v", rows)
+	}
+
+	// A task resolved by a worker that went away goes back to COMPLETED.
+	if _, err := e.bbs.DesireTask(e.ctx(), &models.DesireTaskRequest{TaskGuid: "job", Domain: "apps",
+		TaskDefinition: &models.TaskDefinition{Rootfs: "preloaded:busybox", Action: desiredLRP("x", 1).Action}}); err != nil {
+		t.Fatal(err)
+	}
+	e.pollUntil("the task's first auction to be rejected", func() bool { return e.task("job").RejectionCount == 1 })
+	for _, call := range []func() error{
+		func() error {
+			_, err := e.bbs.StartTask(e.ctx(), &models.StartTaskRequest{TaskGuid: "job", CellId: "cell-4"})
+			return err
+		},
+		func() error {
+			_, err := e.bbs.CompleteTask(e.ctx(), &models.CompleteTaskRequest{TaskGuid: "job", CellId: "cell-4"})
+			return err
+		},
+		func() error {
+			_, err := e.bbs.ResolvingTask(e.ctx(), &models.TaskGuidRequest{TaskGuid: "job"})
+			return err
+		},
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.later(100 * time.Second)
+	if _, r := e.pass(); applied(r, "demote_resolving") != 1 || e.task("job").State != models.Task_COMPLETED {
+		t.Fatalf("report %+v task %v", r.Actions, e.task("job"))
 	}
 }
