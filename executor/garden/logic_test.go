@@ -1,8 +1,10 @@
 package garden
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"testing"
 
@@ -130,5 +132,48 @@ func TestSpecJSONKeys(t *testing.T) {
 	info, _ := json.Marshal(ContainerInfo{State: "active"})
 	if string(info) != `{"State":"active","Events":null,"HostIP":"","ContainerIP":"","ContainerIPv6":"","ExternalIP":"","ContainerPath":"","ProcessIDs":null,"Properties":null,"MappedPorts":null}` {
 		t.Fatalf("info JSON %s", info)
+	}
+}
+
+func TestOutStreamBuffering(t *testing.T) {
+	reg := newStreamRegistry()
+	st := reg.open("1", "stdout")
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for i := 0; i < 40; i++ { // 2.5 MiB while nobody is attached
+		if n, err := st.Write(chunk); err != nil || n != len(chunk) {
+			t.Fatalf("unattached write = %d, %v", n, err)
+		}
+	}
+	if got := reg.take("1", "stdout"); got != st {
+		t.Fatal("stream not registered")
+	}
+	if reg.take("1", "stdout") != nil {
+		t.Fatal("a stream was handed out twice")
+	}
+	// Attached, nothing is dropped: writes wait for the reader.
+	server, client := net.Pipe()
+	var got bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		io.Copy(&got, client)
+		close(done)
+	}()
+	drained := make(chan struct{})
+	go func() {
+		st.drain(server)
+		server.Close()
+		close(drained)
+	}()
+	for i := 0; i < 100; i++ {
+		st.Write(chunk)
+	}
+	st.finish()
+	<-drained
+	<-done
+	if want := streamBytes + 100*len(chunk); got.Len() != want {
+		t.Fatalf("delivered %d bytes, want %d (1 MiB buffered unattached, then everything)", got.Len(), want)
+	}
+	if _, err := st.Write(chunk); err == nil {
+		t.Fatal("write after finish accepted")
 	}
 }

@@ -14,9 +14,11 @@ import (
 
 // Output buffering between a process and its output connection.
 const (
-	// streamChunks is how many output chunks wait for a connection
-	// that has not attached yet; more are dropped, as upstream does.
+	// streamChunks and streamBytes bound the output waiting for a
+	// connection that has not attached (yet): more is dropped, as upstream
+	// does, so a process nobody listens to costs at most this much.
 	streamChunks = 4000
+	streamBytes  = 1 << 20
 	// streamLinger is how long the output of an exited process waits for
 	// its connection before it is dropped.
 	streamLinger = time.Minute
@@ -217,6 +219,7 @@ type outStream struct {
 
 	mu       sync.Mutex
 	attached bool
+	buffered int // bytes written while unattached
 }
 
 var errStreamFinished = errors.New("output stream finished")
@@ -229,6 +232,13 @@ func (st *outStream) Write(p []byte) (int, error) {
 	}
 	st.mu.Lock()
 	attached := st.attached
+	if !attached {
+		if st.buffered+len(p) > streamBytes {
+			st.mu.Unlock()
+			return len(p), nil
+		}
+		st.buffered += len(p)
+	}
 	st.mu.Unlock()
 	chunk := append([]byte(nil), p...)
 	if !attached {
