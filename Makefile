@@ -36,6 +36,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./bbs/events
 	$(GO) test -run '^$$' -bench 'ScoreLRP|Schedule$$' -benchmem -count $(BENCHCOUNT) -timeout 30m ./auctioneer
 	$(GO) test -run '^$$' -bench 'Simulate' -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./auctioneer
+	$(GO) test -run '^$$' -bench 'BulkSync250' -benchtime 10x -count $(BENCHCOUNT) -timeout 30m ./rep
+	$(GO) test -run '^$$' -bench 'Desire100Instances' -benchtime 1x -count $(BENCHCOUNT) -timeout 30m ./cmd/gavel
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m ./executor ./executor/logs ./executor/download
 	$(GO) test -run '^$$' -bench 'Propagation10kRoutes50kEndpoints' -benchtime 200x -count $(BENCHCOUNT) -timeout 30m ./route-emitter
 	$(GO) test -run '^$$' -bench 'FullResync100kEndpoints' -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./route-emitter

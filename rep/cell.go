@@ -239,9 +239,8 @@ func (c *Cell) consume(ctx context.Context, sub *executor.Subscription) {
 // queues the repairs: every container is reconciled; an instance record
 // with no container is removed, a running task with no container is
 // failed.
-func (c *Cell) Sync(ctx context.Context) SyncStats {
+func (c *Cell) Sync(ctx context.Context) (st SyncStats) {
 	start := time.Now()
-	var st SyncStats
 	defer func() {
 		st.Duration = time.Since(start)
 		c.syncDuration.Observe(st.Duration.Seconds())

@@ -16,7 +16,7 @@ import (
 )
 
 // startBBS serves a plaintext BBS over a fresh embedded etcd.
-func startBBS(t *testing.T) models.BBSClient {
+func startBBS(t testing.TB) models.BBSClient {
 	t.Helper()
 	_, etcd := etcdembed.StartForTest(t)
 	cfg := bbs.DefaultConfig()
@@ -45,7 +45,7 @@ func cellIDs(t *testing.T, c models.BBSClient) []string {
 	return ids
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

@@ -40,11 +40,11 @@ func (q *opQueue) push(guid string, op func(context.Context)) {
 	}
 }
 
-// len is the number of operations waiting.
-func (q *opQueue) len() int {
+// idle reports whether no operation waits or runs.
+func (q *opQueue) idle() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.waiting)
+	return len(q.waiting) == 0 && len(q.running) == 0
 }
 
 // run works the queue on n workers until ctx ends, then waits for the

@@ -85,7 +85,7 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func pollUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -26,12 +26,12 @@ import (
 // devCluster is a `gavel dev` with real cells (Garden on runc), reached
 // through the CLI as a user would.
 type devCluster struct {
-	t    *testing.T
+	t    testing.TB
 	home string
 	proc *devProcess
 }
 
-func startDevCells(t *testing.T, cells int) *devCluster {
+func startDevCells(t testing.TB, cells int) *devCluster {
 	t.Helper()
 	roottest.Require(t, "runc", "iptables", "busybox")
 	home := t.TempDir()

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ type devProcess struct {
 	log *lockedBuffer
 }
 
-func startDev(t *testing.T, home string, args []string) *devProcess {
+func startDev(t testing.TB, home string, args []string) *devProcess {
 	t.Helper()
 	cmd := exec.Command(gavelBin, append([]string{"dev"}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "GAVEL_CONFIG=")
@@ -63,7 +63,7 @@ func startDev(t *testing.T, home string, args []string) *devProcess {
 	return p
 }
 
-func (p *devProcess) stop(t *testing.T) {
+func (p *devProcess) stop(t testing.TB) {
 	if p.cmd.ProcessState != nil {
 		return
 	}
@@ -83,7 +83,7 @@ func (p *devProcess) stop(t *testing.T) {
 }
 
 // gavel runs the CLI as a user would: no flags, config found under HOME.
-func gavel(t *testing.T, home string, args ...string) (string, error) {
+func gavel(t testing.TB, home string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(gavelBin, args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "GAVEL_CONFIG=")
@@ -91,7 +91,7 @@ func gavel(t *testing.T, home string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func waitForCLI(t *testing.T, home string, p *devProcess) {
+func waitForCLI(t testing.TB, home string, p *devProcess) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
