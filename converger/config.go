@@ -83,7 +83,7 @@ type Config struct {
 // DefaultConfig returns the defaults: loopback addresses, Diego's numbers.
 func DefaultConfig() Config {
 	return Config{
-		DebugAddress:                "127.0.0.1:17019",
+		DebugAddress:                "127.0.0.1:17020",
 		Config:                      etcdclient.Default(),
 		KeyPrefix:                   "/gavel/v1",
 		BBSAddress:                  "127.0.0.1:8889",

@@ -43,13 +43,13 @@ func (p *Presence) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 			Cell: p.Cell, TtlSeconds: int64((ttl + time.Second - 1) / time.Second), LeaseId: lease})
 		if err != nil {
 			if !failing {
-				logger.Warn("cell presence not refreshed", "cell_id", p.Cell.CellId, "error", err)
+				logger.Warn("cell presence not refreshed", "error", err)
 			}
 			failing = true
 			return
 		}
 		if failing || resp.LeaseId != lease {
-			logger.Info("cell presence set", "cell_id", p.Cell.CellId, "lease_id", resp.LeaseId)
+			logger.Info("cell presence set", "lease_id", resp.LeaseId)
 		}
 		failing = false
 		lease = resp.LeaseId

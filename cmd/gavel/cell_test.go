@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/tedsuo/ifrit"
 
 	"github.com/gavel-scheduler/gavel/executor/garden"
@@ -26,25 +28,28 @@ import (
 // devCluster is a `gavel dev` with real cells (Garden on runc), reached
 // through the CLI as a user would.
 type devCluster struct {
-	t    testing.TB
-	home string
-	proc *devProcess
+	t            testing.TB
+	home         string
+	proc         *devProcess
+	routeEmitter string
 }
 
 func startDevCells(t testing.TB, cells int) *devCluster {
 	t.Helper()
 	roottest.Require(t, "runc", "iptables", "busybox")
 	home := t.TempDir()
+	emitter := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := []string{
 		"--bbs-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--auctioneer-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--route-emitter-address", emitter,
 		"--gossip-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--debug-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--cells", fmt.Sprint(cells), "--rep-poll-interval", "2s", "--destroy-on-exit",
 	}
-	c := &devCluster{t: t, home: home}
+	c := &devCluster{t: t, home: home, routeEmitter: emitter}
 	c.proc = startDev(t, home, args)
 	waitForCLI(t, home, c.proc)
 	pollUntil(t, "every cell present", 60*time.Second, func() bool {
@@ -143,6 +148,16 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// hostPorts lists the instances' host:port, sorted.
+func hostPorts(inst map[int32]actual) []string {
+	var out []string
+	for _, a := range inst {
+		out = append(out, fmt.Sprintf("%s:%d", a.Net.Address, a.Net.Ports[0].HostPort))
+	}
+	slices.Sort(out)
+	return out
+}
+
 // pidOf finds the host pid of the process of an instance: the one whose
 // environment carries its instance guid and whose command is name.
 func pidOf(t *testing.T, instanceGuid, name string) int {
@@ -169,6 +184,7 @@ func pidOf(t *testing.T, instanceGuid, name string) int {
 // process and see it restart, evacuate a cell without downtime, delete it.
 func TestWalkthrough(t *testing.T) {
 	c := startDevCells(t, 2)
+	xds := watchXDS(t, c.home, c.routeEmitter)
 	lrp, err := os.ReadFile("../../manifests/examples/busybox-httpd-lrp.json")
 	if err != nil {
 		t.Fatal(err)
@@ -191,10 +207,21 @@ func TestWalkthrough(t *testing.T) {
 			t.Fatalf("instance %d at %s: %d %q", i, a.url(), code, body)
 		}
 	}
+	// The route emitter serves them to Envoy (an ADS client here): the
+	// HTTP listener, the web.gavel.local virtual host, and one endpoint
+	// per instance.
+	pollUntil(t, "xDS to carry the 3 endpoints and the route", 30*time.Second, func() bool {
+		return slices.Equal(xds.addresses("web"), hostPorts(inst)) && xds.hasVirtualHost("web.gavel.local")
+	})
+	if routes := c.gavel("routes", "-o", "table"); !strings.Contains(routes, "web.gavel.local") {
+		t.Fatalf("gavel routes:\n%s", routes)
+	}
+	cdsBefore, ldsBefore := xds.count(resource.ClusterType), xds.count(resource.ListenerType)
 
 	// Scale to 5.
 	c.gavel("update-desired-lrp", "web", `{"instances":5}`)
 	pollUntil(t, "5 RUNNING instances", 60*time.Second, func() bool { inst = running(c.actuals("web"), 5); return inst != nil })
+	pollUntil(t, "xDS to carry the 5 endpoints", 30*time.Second, func() bool { return slices.Equal(xds.addresses("web"), hostPorts(inst)) })
 
 	// Kill the process of instance 2: it crashes and is restarted at once.
 	victim := inst[2]
@@ -211,6 +238,13 @@ func TestWalkthrough(t *testing.T) {
 	})
 	if code, _ := get(inst[2].url()); code != 200 {
 		t.Fatalf("restarted instance 2 answers %d", code)
+	}
+	pollUntil(t, "xDS to swap the crashed endpoint for the restarted one", 30*time.Second, func() bool {
+		return slices.Equal(xds.addresses("web"), hostPorts(inst))
+	})
+	if xds.count(resource.ClusterType) != cdsBefore || xds.count(resource.ListenerType) != ldsBefore {
+		t.Fatalf("endpoint changes touched CDS/LDS: clusters %d->%d, listeners %d->%d",
+			cdsBefore, xds.count(resource.ClusterType), ldsBefore, xds.count(resource.ListenerType))
 	}
 
 	// Evacuate the cell with the most instances, polling the app all
@@ -457,6 +491,7 @@ func TestRepKillAndRestartAdoptsEverything(t *testing.T) {
 	gossipSeed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	dev := startDev(t, home, []string{
 		"--bbs-address", bbs, "--auctioneer-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--gossip-address", gossipSeed,
+		"--route-emitter-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), "--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--debug-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--cells", "0",
 	})

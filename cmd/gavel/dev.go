@@ -3,22 +3,29 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/tedsuo/ifrit/grouper"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gavel-scheduler/gavel/auctioneer"
 	"github.com/gavel-scheduler/gavel/bbs"
+	"github.com/gavel-scheduler/gavel/converger"
 	"github.com/gavel-scheduler/gavel/internal/clientconfig"
+	"github.com/gavel-scheduler/gavel/internal/config"
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
 	"github.com/gavel-scheduler/gavel/internal/etcdembed"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/rep"
+	routeemitter "github.com/gavel-scheduler/gavel/route-emitter"
 )
 
 // devOptions are gavel dev's knobs. Everything binds 127.0.0.1.
@@ -26,6 +33,7 @@ type devOptions struct {
 	dataDir      string
 	bbsAddress   string
 	auctioneer   string
+	routeEmitter string
 	gossip       string
 	cells        int
 	cellMemoryMB int
@@ -41,6 +49,7 @@ func devCommand() *cobra.Command {
 	o := devOptions{
 		bbsAddress:   "127.0.0.1:8889",
 		auctioneer:   "127.0.0.1:9016",
+		routeEmitter: "127.0.0.1:9018",
 		gossip:       "127.0.0.1:7946",
 		cells:        2,
 		cellMemoryMB: 4096,
@@ -52,8 +61,10 @@ func devCommand() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the whole system in one process: embedded etcd, BBS, auctioneer and cells",
-		Long: `gavel dev runs an embedded etcd, the BBS, the auctioneer and --cells cells
+		Short: "Run the whole system in one process: embedded etcd, BBS, auctioneer, converger, route emitter and cells",
+		Long: `gavel dev runs an embedded etcd, the BBS, the auctioneer, the converger, the
+route emitter (xDS for Envoy; a matching Envoy bootstrap is written into the
+data dir) and --cells cells
 (each a Garden server on runc with its own depot, bridge network, zone and
 host-port range, and a rep) in one process, with mutual TLS set up for you.
 Containers run a busybox rootfs built from Debian's busybox-static
@@ -68,6 +79,7 @@ so "gavel desired-lrps" works with no flags. Data survives a restart.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default "+clientconfig.DefaultDataDir()+")")
 	f.StringVar(&o.bbsAddress, "bbs-address", o.bbsAddress, "BBS gRPC listen address")
 	f.StringVar(&o.auctioneer, "auctioneer-address", o.auctioneer, "auctioneer gRPC listen address")
+	f.StringVar(&o.routeEmitter, "route-emitter-address", o.routeEmitter, "route emitter (xDS for Envoy) listen address")
 	f.StringVar(&o.gossip, "gossip-address", o.gossip, "gossip (memberlist) address cells join")
 	f.IntVar(&o.cells, "cells", o.cells, "cells to run (0: none; run them as separate processes)")
 	f.IntVar(&o.cellMemoryMB, "cell-memory-mb", o.cellMemoryMB, "memory each cell offers, MB (disk is 4x)")
@@ -101,6 +113,56 @@ func devAuctioneerConfig(o devOptions, certs tlsutil.Paths, etcdEndpoints []stri
 	cfg.DebugAddress = ""
 	cfg.LogLevel = o.logLevel
 	return cfg, cfg.Validate()
+}
+
+// devConvergerConfig is the converger of gavel dev: it joins the gossip
+// pool (a cell's death triggers a pass at once) and waits only a second
+// after a presence lapses before acting, so a dead cell's instances are
+// running elsewhere within the presence TTL plus a few seconds.
+func devConvergerConfig(o devOptions, certs tlsutil.Paths, etcdEndpoints []string) (converger.Config, error) {
+	cc := certs.Components["converger"]
+	cfg := converger.DefaultConfig()
+	cfg.EtcdEndpoints, cfg.BBSAddress = etcdEndpoints, o.bbsAddress
+	cfg.CACert, cfg.Cert, cfg.Key = certs.CACert, cc.Cert, cc.Key
+	cfg.GossipBindPort, cfg.GossipLocal, cfg.GossipJoin = 0, true, []string{o.gossip}
+	cfg.CellLossDelay = config.Duration(time.Second)
+	cfg.DebugAddress, cfg.LogLevel = "", o.logLevel
+	return cfg, cfg.Validate()
+}
+
+// devRouteEmitter is the route emitter of gavel dev (global mode) and the
+// Envoy bootstrap that points at it, written into the data dir.
+func devRouteEmitter(o devOptions, dataDir string, certs tlsutil.Paths, etcdEndpoints []string, etcd *clientv3.Client, reg prometheus.Registerer, logger *slog.Logger) (*routeemitter.Process, string, error) {
+	rc := certs.Components["route-emitter"]
+	cfg := routeemitter.DefaultConfig()
+	cfg.ListenAddress = o.routeEmitter
+	cfg.EtcdEndpoints = etcdEndpoints
+	cfg.BBSAddress = o.bbsAddress
+	cfg.CACert, cfg.Cert, cfg.Key = certs.CACert, rc.Cert, rc.Key
+	cfg.DebugAddress = ""
+	cfg.LogLevel = o.logLevel
+	if err := cfg.Validate(); err != nil {
+		return nil, "", err
+	}
+	cc := certs.Components["client"]
+	bootstrap := filepath.Join(dataDir, "envoy", "bootstrap.yaml")
+	if err := os.MkdirAll(filepath.Dir(bootstrap), 0o700); err != nil {
+		return nil, "", err
+	}
+	opts := routeemitter.DefaultBootstrapOptions()
+	opts.RouteEmitterAddress, opts.CACert, opts.Cert, opts.Key = o.routeEmitter, certs.CACert, cc.Cert, cc.Key
+	if err := routeemitter.WriteBootstrap(bootstrap, opts); err != nil {
+		return nil, "", fmt.Errorf("envoy bootstrap: %w", err)
+	}
+	return routeemitter.NewProcess(cfg, etcd, reg, logger), bootstrap, nil
+}
+
+// envoyHint says how to start Envoy against gavel dev.
+func envoyHint(bootstrap string) string {
+	if _, err := exec.LookPath("envoy"); err == nil {
+		return "run " + routeemitter.EnvoyCommand(bootstrap)
+	}
+	return "not installed; with it: " + routeemitter.EnvoyCommand(bootstrap)
 }
 
 func runDev(ctx context.Context, o devOptions) error {
@@ -164,14 +226,23 @@ func runDev(ctx context.Context, o devOptions) error {
 	if err != nil {
 		return err
 	}
+	emitter, bootstrap, err := devRouteEmitter(o, dataDir, certs, etcd.Endpoints(), client, reg, logger)
+	if err != nil {
+		return err
+	}
+	ccfg, err := devConvergerConfig(o, certs, etcd.Endpoints())
+	if err != nil {
+		return err
+	}
 
 	clientCert := certs.Components["client"]
 	clientPath := filepath.Join(dataDir, "client.json")
 	if err := clientconfig.Write(clientPath, &clientconfig.Config{
-		BBSAddress: o.bbsAddress,
-		CACert:     certs.CACert,
-		ClientCert: clientCert.Cert,
-		ClientKey:  clientCert.Key,
+		BBSAddress:          o.bbsAddress,
+		RouteEmitterAddress: o.routeEmitter,
+		CACert:              certs.CACert,
+		ClientCert:          clientCert.Cert,
+		ClientKey:           clientCert.Key,
 	}); err != nil {
 		return fmt.Errorf("write client config: %w", err)
 	}
@@ -179,6 +250,8 @@ func runDev(ctx context.Context, o devOptions) error {
 	members := grouper.Members{
 		{Name: "bbs", Runner: bbsRunner},
 		{Name: "auctioneer", Runner: auction},
+		{Name: "route-emitter", Runner: emitter},
+		{Name: "converger", Runner: converger.NewProcess(ccfg, client, reg, logger)},
 	}
 	members = append(members, devCellMembers(cells, o.destroy)...)
 	members = append(members, grouper.Members{
@@ -186,6 +259,7 @@ func runDev(ctx context.Context, o devOptions) error {
 		{Name: "banner", Runner: bannerRunner(func() {
 			fmt.Fprintf(os.Stderr, "gavel dev is up\n  BBS:           %s (mutual TLS)\n  auctioneer:    %s (gossip %s)\n  etcd:          %s\n  debug:         http://%s/metrics\n  data dir:      %s\n  client config: %s\n  try:           gavel desired-lrps\n",
 				bbsRunner.Addr(), auction.Addr(), auction.GossipAddr(), etcd.Endpoints()[0], debug.Addr(), dataDir, clientPath)
+			fmt.Fprintf(os.Stderr, "  route emitter: %s (xDS; envoy: %s)\n", emitter.Addr(), envoyHint(bootstrap))
 			for _, c := range cells {
 				fmt.Fprintf(os.Stderr, "  %s:        rep %s, garden %s\n", c.id, c.rep.Addr(), c.socket)
 			}

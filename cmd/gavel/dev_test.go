@@ -114,6 +114,7 @@ func TestDevRestartKeepsStateAndCLIWorksWithoutFlags(t *testing.T) {
 	args := []string{
 		"--bbs-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--auctioneer-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--route-emitter-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--gossip-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
