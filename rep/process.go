@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tedsuo/ifrit"
@@ -105,10 +106,14 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	defer conn.Close()
 	bbsClient := models.NewBBSClient(conn)
 
+	gardenClient := garden.NewClient(p.cfg.GardenNetwork, p.cfg.GardenAddress)
+	if !p.waitForGarden(signals, gardenClient) {
+		return nil
+	}
 	exec, err := executor.New(context.Background(), executor.Config{
 		MemoryMB: p.cfg.MemoryMB, DiskMB: p.cfg.DiskMB, MaxContainers: p.cfg.MaxContainers,
 		Owner: p.cfg.CellID, DownloadCacheDir: p.cfg.CacheDir, Logger: p.base.With("cell_id", p.cfg.CellID),
-	}, garden.NewClient(p.cfg.GardenNetwork, p.cfg.GardenAddress))
+	}, gardenClient)
 	if err != nil {
 		return fmt.Errorf("rep: %w", err)
 	}
@@ -154,5 +159,27 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 		return <-group.Wait()
 	case err := <-group.Wait():
 		return err
+	}
+}
+
+// waitForGarden waits until the cell's Garden server answers, so the rep
+// and its Garden server can start in any order; false means the rep was
+// signalled first.
+func (p *Process) waitForGarden(signals <-chan os.Signal, client *garden.HTTPClient) bool {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := client.Ping(ctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if attempt%10 == 0 {
+			p.logger.Warn("waiting for the Garden server", "garden_address", p.cfg.GardenAddress, "error", err)
+		}
+		select {
+		case <-signals:
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }

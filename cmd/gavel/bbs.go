@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,11 +56,17 @@ func loadWithFlags[T any](cmd *cobra.Command, path string, load func(string) (T,
 			return
 		}
 		var err error
-		// A slice flag prints as "[a,b]"; copy its elements instead.
-		if from, ok := f.Value.(pflag.SliceValue); ok {
+		// A slice flag prints as "[a,b]": copy its elements instead; a
+		// map flag prints as "[k=v,...]": set it from what is inside.
+		switch from := f.Value.(type) {
+		case pflag.SliceValue:
 			err = target.Value.(pflag.SliceValue).Replace(from.GetSlice())
-		} else {
-			err = target.Value.Set(f.Value.String())
+		default:
+			v := f.Value.String()
+			if f.Value.Type() == "stringToString" {
+				v = strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+			}
+			err = target.Value.Set(v)
 		}
 		if err != nil && ferr == nil {
 			ferr = fmt.Errorf("--%s: %w", f.Name, err)

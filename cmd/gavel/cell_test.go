@@ -420,7 +420,7 @@ func TestTasksAndPlacementErrors(t *testing.T) {
 
 // startGarden runs a Garden server on runc in the test process, on a unix
 // socket, torn down (containers, bridge, chains) at the end.
-func startGarden(t *testing.T, tag, pool string, ports int) string {
+func startGarden(t testing.TB, tag, pool string, ports int) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gvl-rep-")
 	if err != nil {
@@ -455,7 +455,7 @@ func startGarden(t *testing.T, tag, pool string, ports int) string {
 }
 
 // startRep runs `gavel rep` for one cell against the dev control plane.
-func startRep(t *testing.T, home, bbs, gossipSeed, cellID, gardenSock, cacheDir string) *devProcess {
+func startRep(t testing.TB, home, bbs, gossipSeed, cellID, gardenSock, cacheDir string) *devProcess {
 	t.Helper()
 	certs := filepath.Join(home, ".gavel", "dev", "certs")
 	cmd := exec.Command(gavelBin, "rep", "--cell-id", cellID, "--zone", "z9",
