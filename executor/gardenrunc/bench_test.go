@@ -20,7 +20,8 @@ import (
 // (same rootfs overlay, mounts, namespaces and seccomp, running `true` as
 // its only process), so the overhead of gavel over runc is measured on the
 // same machine in the same conditions. Reported: p50 and p90 of each, and
-// their ratio.
+// their ratio; and the p50 of the lifecycle gavel performs done with bare
+// runc commands (run -d, exec, delete), gavel's floor on runc.
 func BenchmarkCreateRunDestroy(b *testing.B) {
 	requireHost(b)
 	s := startServer(b, "unix")
@@ -48,6 +49,48 @@ func BenchmarkCreateRunDestroy(b *testing.B) {
 	data, _ := json.Marshal(spec)
 	if err := os.WriteFile(filepath.Join(rawDir, "config.json"), data, 0o600); err != nil {
 		b.Fatal(err)
+	}
+	// The same lifecycle done with bare runc commands (run -d of the
+	// garden-init bundle, exec true, SIGKILL, delete): the floor for what
+	// gavel does, reported beside the single raw run.
+	lifeDir := filepath.Join(b.TempDir(), "life")
+	os.MkdirAll(lifeDir, 0o700)
+	lov, err := mountOverlay(lifeDir, testRootfs, garden.DiskLimits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lov.unmount()
+	for _, f := range []string{"hosts", "resolv.conf"} {
+		os.WriteFile(filepath.Join(lifeDir, f), nil, 0o644)
+	}
+	lspec := buildSpec(bundleParams{
+		Handle: "life", RootFS: lov.Root, InitPath: s.backend.initPath,
+		HostsPath: filepath.Join(lifeDir, "hosts"), ResolvPath: filepath.Join(lifeDir, "resolv.conf"),
+		CgroupsPath: s.backend.cgroupRel("bench-life"),
+	})
+	ldata, _ := json.Marshal(lspec)
+	os.WriteFile(filepath.Join(lifeDir, "config.json"), ldata, 0o600)
+	rawLifecycle := func(i int) {
+		id := fmt.Sprintf("bench-life-%d", i)
+		// run --detach leaves its stdio to the init: no pipes (runCLI.run).
+		if err := s.backend.runc.run(ctx, id, lifeDir, filepath.Join(lifeDir, "pid")); err != nil {
+			b.Fatal(err)
+		}
+		if out, err := s.backend.runc.command(ctx, "exec", id, "/bin/true").CombinedOutput(); err != nil {
+			b.Fatalf("runc exec: %v: %s", err, out)
+		}
+		// Killed and reaped first, as gavel does: `delete --force` of a
+		// running container sleeps in 100 ms steps.
+		pid, err := readPid(filepath.Join(lifeDir, "pid"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.backend.killInit(ctx, pid); err != nil {
+			b.Fatal(err)
+		}
+		if out, err := s.backend.runc.command(ctx, "delete", id).CombinedOutput(); err != nil {
+			b.Fatalf("runc delete: %v: %s", err, out)
+		}
 	}
 	rawRun := func(i int) {
 		cmd := s.backend.runc.command(ctx, "run", "--bundle", rawDir, fmt.Sprintf("bench-raw-%d", i))
@@ -81,7 +124,7 @@ func BenchmarkCreateRunDestroy(b *testing.B) {
 	rawRun(-1)
 	gavelCycle(-1)
 
-	var gavel, raw []time.Duration
+	var gavel, raw, life []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -91,6 +134,9 @@ func BenchmarkCreateRunDestroy(b *testing.B) {
 		start = time.Now()
 		rawRun(i)
 		raw = append(raw, time.Since(start))
+		start = time.Now()
+		rawLifecycle(i)
+		life = append(life, time.Since(start))
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -101,6 +147,7 @@ func BenchmarkCreateRunDestroy(b *testing.B) {
 	b.ReportMetric(ms(r50), "raw-runc-p50-ms")
 	b.ReportMetric(ms(r90), "raw-runc-p90-ms")
 	b.ReportMetric(float64(g50)/float64(r50), "x-raw-p50")
+	b.ReportMetric(ms(percentile(life, 50)), "raw-runc-lifecycle-p50-ms")
 	b.ReportMetric(ms(percentile(creates, 50)), "create-p50-ms")
 	b.ReportMetric(ms(percentile(runs, 50)), "run-p50-ms")
 	b.ReportMetric(ms(percentile(destroys, 50)), "destroy-p50-ms")
