@@ -482,6 +482,7 @@ func (b *Backend) build(ctx context.Context, c *container, src imageSource) erro
 	if c.st.InitPID, err = strconv.Atoi(strings.TrimSpace(string(pidData))); err != nil {
 		return fmt.Errorf("init pid: %w", err)
 	}
+	c.st.InitStart = procStartTime(c.st.InitPID)
 	c.st.Attached = true
 	if err := b.net.attach(c.st.InitPID, c.ip(), c.st.IPOffset); err != nil {
 		return err
@@ -587,7 +588,7 @@ func (b *Backend) Destroy(ctx context.Context, handle string) error {
 // holds on the host, in reverse order of creation. It is safe to repeat.
 func (b *Backend) teardownContainer(ctx context.Context, c *container) error {
 	handle := c.st.Handle
-	if err := b.killInit(ctx, c.st.InitPID); err != nil {
+	if err := b.killInit(ctx, c.st.InitPID, c.st.InitStart); err != nil {
 		return err
 	}
 	// With init dead, what `runc delete` would do is removing the cgroups
@@ -629,9 +630,10 @@ func (b *Backend) teardownContainer(ctx context.Context, c *container) error {
 // pid namespace with it, and waits for it to be gone. Doing this before
 // `runc delete` spares runc's kill-and-poll loop, which sleeps 100 ms at a
 // time. A restored container's init is not our child: then its death is
-// polled.
-func (b *Backend) killInit(ctx context.Context, pid int) error {
-	if pid <= 0 {
+// polled. The recorded start time guards against a recycled pid (after a
+// reboot the depot may name pids that are now someone else's).
+func (b *Backend) killInit(ctx context.Context, pid int, startTime string) error {
+	if pid <= 0 || startTime == "" || procStartTime(pid) != startTime {
 		return nil
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {

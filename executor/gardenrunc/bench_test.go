@@ -85,7 +85,7 @@ func BenchmarkCreateRunDestroy(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.backend.killInit(ctx, pid); err != nil {
+		if err := s.backend.killInit(ctx, pid, procStartTime(pid)); err != nil {
 			b.Fatal(err)
 		}
 		if out, err := s.backend.runc.command(ctx, "delete", id).CombinedOutput(); err != nil {

@@ -37,6 +37,7 @@ type containerState struct {
 	IP          string               `json:"ip"`
 	IPOffset    uint32               `json:"ip_offset"`
 	InitPID     int                  `json:"init_pid"`
+	InitStart   string               `json:"init_start_time"`
 	Cgroups     cgroupPaths          `json:"cgroups"`
 	Properties  garden.Properties    `json:"properties"`
 	GraceTime   time.Duration        `json:"grace_time"`
