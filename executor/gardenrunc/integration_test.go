@@ -108,6 +108,15 @@ func TestCreateRunEcho(t *testing.T) {
 			if !strings.Contains(out, info.ContainerIP+" "+c.Handle()) {
 				t.Fatalf("/etc/hosts lacks the container: %s", out)
 			}
+			// Orphans land on garden-init, which reaps them: no zombie
+			// stays once the orphan has exited.
+			if code, out := run(t, c, sh("(sleep 0.3 </dev/null >/dev/null 2>&1 &); cat /etc/resolv.conf >/dev/null")); code != 0 {
+				t.Fatalf("orphan maker: %d %s", code, out)
+			}
+			eventually(t, 10*time.Second, "orphan reaped", func() bool {
+				_, out := run(t, c, sh("ps -o stat,comm | grep -c sleep; true"))
+				return strings.TrimSpace(out) == "0"
+			})
 			if _, err := c.Run(context.Background(), garden.ProcessSpec{Path: "no-such-binary"}, garden.ProcessIO{}); !errors.As(err, new(garden.ExecutableNotFoundError)) {
 				t.Fatalf("missing executable = %v", err)
 			}
