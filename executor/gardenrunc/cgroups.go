@@ -145,6 +145,22 @@ func memoryStat(kv map[string]uint64) garden.ContainerMemoryStat {
 // userHZ is the unit of cpuacct.stat.
 const userHZ = 100
 
+// v2 reports whether the container's cgroups are on the unified
+// hierarchy only (a pure cgroup v2 host); on a hybrid host runc uses v1.
+func (p cgroupPaths) v2() bool {
+	_, v1 := p["memory"]
+	_, unified := p["unified"]
+	return !v1 && unified
+}
+
+// dir is the directory holding controller ctl's files.
+func (p cgroupPaths) dir(ctl string) string {
+	if p.v2() {
+		return p["unified"]
+	}
+	return p[ctl]
+}
+
 // stats reads the container's cgroup metrics.
 func (p cgroupPaths) stats() (garden.ContainerMemoryStat, garden.ContainerCPUStat, garden.ContainerPidStat, error) {
 	var (
@@ -152,29 +168,57 @@ func (p cgroupPaths) stats() (garden.ContainerMemoryStat, garden.ContainerCPUSta
 		cpu garden.ContainerCPUStat
 		pid garden.ContainerPidStat
 	)
-	data, err := os.ReadFile(filepath.Join(p["memory"], "memory.stat"))
+	data, err := os.ReadFile(filepath.Join(p.dir("memory"), "memory.stat"))
 	if err != nil {
 		return mem, cpu, pid, fmt.Errorf("memory stats: %w", err)
 	}
-	mem = memoryStat(parseKeyValues(data))
-	if cpu.Usage, err = readUint(filepath.Join(p["cpuacct"], "cpuacct.usage")); err != nil {
-		return mem, cpu, pid, fmt.Errorf("cpu stats: %w", err)
-	}
-	if data, err = os.ReadFile(filepath.Join(p["cpuacct"], "cpuacct.stat")); err == nil {
+	if p.v2() {
+		mem = memoryStatV2(parseKeyValues(data))
+		if data, err = os.ReadFile(filepath.Join(p.dir("cpu"), "cpu.stat")); err != nil {
+			return mem, cpu, pid, fmt.Errorf("cpu stats: %w", err)
+		}
 		kv := parseKeyValues(data)
-		cpu.User = kv["user"] * (1e9 / userHZ)
-		cpu.System = kv["system"] * (1e9 / userHZ)
+		cpu = garden.ContainerCPUStat{Usage: kv["usage_usec"] * 1000, User: kv["user_usec"] * 1000, System: kv["system_usec"] * 1000}
+	} else {
+		mem = memoryStat(parseKeyValues(data))
+		if cpu.Usage, err = readUint(filepath.Join(p.dir("cpuacct"), "cpuacct.usage")); err != nil {
+			return mem, cpu, pid, fmt.Errorf("cpu stats: %w", err)
+		}
+		if data, err = os.ReadFile(filepath.Join(p.dir("cpuacct"), "cpuacct.stat")); err == nil {
+			kv := parseKeyValues(data)
+			cpu.User = kv["user"] * (1e9 / userHZ)
+			cpu.System = kv["system"] * (1e9 / userHZ)
+		}
 	}
-	if pid.Current, err = readUint(filepath.Join(p["pids"], "pids.current")); err != nil {
+	if pid.Current, err = readUint(filepath.Join(p.dir("pids"), "pids.current")); err != nil {
 		return mem, cpu, pid, fmt.Errorf("pid stats: %w", err)
 	}
-	pid.Max, _ = readUint(filepath.Join(p["pids"], "pids.max"))
+	pid.Max, _ = readUint(filepath.Join(p.dir("pids"), "pids.max"))
 	return mem, cpu, pid, nil
+}
+
+// memoryStatV2 maps a v2 memory.stat: the usage weighed against the limit
+// is file + anon + swapcached - inactive_file.
+func memoryStatV2(kv map[string]uint64) garden.ContainerMemoryStat {
+	s := garden.ContainerMemoryStat{
+		Anon: kv["anon"], File: kv["file"], SwapCached: kv["swapcached"],
+		ActiveAnon: kv["active_anon"], ActiveFile: kv["active_file"], InactiveAnon: kv["inactive_anon"],
+		InactiveFile: kv["inactive_file"], Unevictable: kv["unevictable"], MappedFile: kv["file_mapped"],
+		Pgfault: kv["pgfault"], Pgmajfault: kv["pgmajfault"],
+	}
+	if total := s.File + s.Anon + s.SwapCached; total > s.InactiveFile {
+		s.TotalUsageTowardLimit = total - s.InactiveFile
+	}
+	return s
 }
 
 // oomKills counts the container's OOM kills.
 func (p cgroupPaths) oomKills() uint64 {
-	data, err := os.ReadFile(filepath.Join(p["memory"], "memory.oom_control"))
+	file := "memory.oom_control"
+	if p.v2() {
+		file = "memory.events"
+	}
+	data, err := os.ReadFile(filepath.Join(p.dir("memory"), file))
 	if err != nil {
 		return 0
 	}
@@ -183,7 +227,7 @@ func (p cgroupPaths) oomKills() uint64 {
 
 // pids lists the container's processes (host pids).
 func (p cgroupPaths) pids() ([]int, error) {
-	data, err := os.ReadFile(filepath.Join(p["pids"], "cgroup.procs"))
+	data, err := os.ReadFile(filepath.Join(p.dir("pids"), "cgroup.procs"))
 	if err != nil {
 		return nil, err
 	}
@@ -218,12 +262,16 @@ func (p cgroupPaths) remove() error {
 	return errors.Join(errs...)
 }
 
-// swapAccounting reports whether memsw files exist under base.
+// swapAccounting reports whether swap can be capped: memsw files on v1,
+// memory.swap.max on a pure v2 host.
 func swapAccounting(own map[string]string) bool {
-	m, ok := own["memory"]
-	if !ok {
-		return false
+	if m, ok := own["memory"]; ok {
+		_, err := os.Stat(filepath.Join(m, "memory.memsw.limit_in_bytes"))
+		return err == nil
 	}
-	_, err := os.Stat(filepath.Join(m, "memory.memsw.limit_in_bytes"))
-	return err == nil
+	if u, ok := own["unified"]; ok {
+		_, err := os.Stat(filepath.Join(u, "memory.swap.max"))
+		return err == nil
+	}
+	return false
 }

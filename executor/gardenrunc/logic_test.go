@@ -334,3 +334,34 @@ func TestResolveInContainer(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupStatsV1AndV2(t *testing.T) {
+	write := func(dir string, files map[string]string) {
+		os.MkdirAll(dir, 0o755)
+		for name, body := range files {
+			os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+		}
+	}
+	v1 := t.TempDir()
+	write(filepath.Join(v1, "memory"), map[string]string{"memory.stat": "total_rss 10\ntotal_cache 5\n", "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"})
+	write(filepath.Join(v1, "cpuacct"), map[string]string{"cpuacct.usage": "12345\n", "cpuacct.stat": "user 3\nsystem 1\n"})
+	write(filepath.Join(v1, "pids"), map[string]string{"pids.current": "4\n", "pids.max": "max\n", "cgroup.procs": "10\n11\n"})
+	p1 := cgroupPaths{"memory": filepath.Join(v1, "memory"), "cpuacct": filepath.Join(v1, "cpuacct"), "pids": filepath.Join(v1, "pids"), "unified": filepath.Join(v1, "unified")}
+	mem, cpu, pid, err := p1.stats()
+	if err != nil || mem.TotalUsageTowardLimit != 15 || cpu.Usage != 12345 || cpu.User != 30_000_000 || pid.Current != 4 || pid.Max != 0 || p1.oomKills() != 2 {
+		t.Fatalf("v1: %+v %+v %+v %v oom %d", mem, cpu, pid, err, p1.oomKills())
+	}
+	if pids, _ := p1.pids(); len(pids) != 2 {
+		t.Fatalf("v1 pids %v", pids)
+	}
+	v2 := t.TempDir()
+	write(v2, map[string]string{
+		"memory.stat": "anon 100\nfile 50\ninactive_file 20\nswapcached 0\n", "memory.events": "low 0\noom 1\noom_kill 1\n",
+		"cpu.stat": "usage_usec 7\nuser_usec 5\nsystem_usec 2\n", "pids.current": "3\n", "pids.max": "64\n", "cgroup.procs": "5\n",
+	})
+	p2 := cgroupPaths{"unified": v2}
+	mem, cpu, pid, err = p2.stats()
+	if err != nil || mem.TotalUsageTowardLimit != 130 || cpu.Usage != 7000 || cpu.System != 2000 || pid.Max != 64 || p2.oomKills() != 1 {
+		t.Fatalf("v2: %+v %+v %+v %v", mem, cpu, pid, err)
+	}
+}
