@@ -262,3 +262,18 @@ func copyFileTo(path string, r io.Reader, mode os.FileMode) error {
 	}
 	return f.Close()
 }
+
+// size is the disk usage of an image directory, computed once.
+func (c *imageCache) size(dir string) usage {
+	c.sizesMu.Lock()
+	defer c.sizesMu.Unlock()
+	if c.sizes == nil {
+		c.sizes = map[string]usage{}
+	}
+	u, ok := c.sizes[dir]
+	if !ok {
+		u = diskUsage(dir)
+		c.sizes[dir] = u
+	}
+	return u
+}
