@@ -906,6 +906,112 @@ func (*StopLRPInstanceResponse) Descriptor() ([]byte, []int) {
 	return file_proto_models_rep_proto_rawDescGZIP(), []int{11}
 }
 
+// UpdateLRPInstanceRequest carries what one instance reports from now on:
+// its internal routes and its resolved metric tags, both in full.
+type UpdateLRPInstanceRequest struct {
+	state                   protoimpl.MessageState    `protogen:"open.v1"`
+	ActualLrpKey            *ActualLRPKey             `protobuf:"bytes,1,opt,name=actual_lrp_key,json=actualLrpKey,proto3" json:"actual_lrp_key,omitempty"`
+	ActualLrpInstanceKey    *ActualLRPInstanceKey     `protobuf:"bytes,2,opt,name=actual_lrp_instance_key,json=actualLrpInstanceKey,proto3" json:"actual_lrp_instance_key,omitempty"`
+	ActualLrpInternalRoutes []*ActualLRPInternalRoute `protobuf:"bytes,3,rep,name=actual_lrp_internal_routes,json=actualLrpInternalRoutes,proto3" json:"actual_lrp_internal_routes,omitempty"`
+	MetricTags              map[string]string         `protobuf:"bytes,4,rep,name=metric_tags,json=metricTags,proto3" json:"metric_tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *UpdateLRPInstanceRequest) Reset() {
+	*x = UpdateLRPInstanceRequest{}
+	mi := &file_proto_models_rep_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateLRPInstanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateLRPInstanceRequest) ProtoMessage() {}
+
+func (x *UpdateLRPInstanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_rep_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateLRPInstanceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateLRPInstanceRequest) Descriptor() ([]byte, []int) {
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateLRPInstanceRequest) GetActualLrpKey() *ActualLRPKey {
+	if x != nil {
+		return x.ActualLrpKey
+	}
+	return nil
+}
+
+func (x *UpdateLRPInstanceRequest) GetActualLrpInstanceKey() *ActualLRPInstanceKey {
+	if x != nil {
+		return x.ActualLrpInstanceKey
+	}
+	return nil
+}
+
+func (x *UpdateLRPInstanceRequest) GetActualLrpInternalRoutes() []*ActualLRPInternalRoute {
+	if x != nil {
+		return x.ActualLrpInternalRoutes
+	}
+	return nil
+}
+
+func (x *UpdateLRPInstanceRequest) GetMetricTags() map[string]string {
+	if x != nil {
+		return x.MetricTags
+	}
+	return nil
+}
+
+type UpdateLRPInstanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateLRPInstanceResponse) Reset() {
+	*x = UpdateLRPInstanceResponse{}
+	mi := &file_proto_models_rep_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateLRPInstanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateLRPInstanceResponse) ProtoMessage() {}
+
+func (x *UpdateLRPInstanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_models_rep_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateLRPInstanceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateLRPInstanceResponse) Descriptor() ([]byte, []int) {
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{13}
+}
+
 type CancelTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskGuid      string                 `protobuf:"bytes,1,opt,name=task_guid,json=taskGuid,proto3" json:"task_guid,omitempty"`
@@ -915,7 +1021,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_proto_models_rep_proto_msgTypes[12]
+	mi := &file_proto_models_rep_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1033,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_models_rep_proto_msgTypes[12]
+	mi := &file_proto_models_rep_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1046,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_proto_models_rep_proto_rawDescGZIP(), []int{12}
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelTaskRequest) GetTaskGuid() string {
@@ -958,7 +1064,7 @@ type CancelTaskResponse struct {
 
 func (x *CancelTaskResponse) Reset() {
 	*x = CancelTaskResponse{}
-	mi := &file_proto_models_rep_proto_msgTypes[13]
+	mi := &file_proto_models_rep_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1076,7 @@ func (x *CancelTaskResponse) String() string {
 func (*CancelTaskResponse) ProtoMessage() {}
 
 func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_models_rep_proto_msgTypes[13]
+	mi := &file_proto_models_rep_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1089,7 @@ func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskResponse.ProtoReflect.Descriptor instead.
 func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
-	return file_proto_models_rep_proto_rawDescGZIP(), []int{13}
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{15}
 }
 
 type EvacuateRequest struct {
@@ -994,7 +1100,7 @@ type EvacuateRequest struct {
 
 func (x *EvacuateRequest) Reset() {
 	*x = EvacuateRequest{}
-	mi := &file_proto_models_rep_proto_msgTypes[14]
+	mi := &file_proto_models_rep_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1112,7 @@ func (x *EvacuateRequest) String() string {
 func (*EvacuateRequest) ProtoMessage() {}
 
 func (x *EvacuateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_models_rep_proto_msgTypes[14]
+	mi := &file_proto_models_rep_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1125,7 @@ func (x *EvacuateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvacuateRequest.ProtoReflect.Descriptor instead.
 func (*EvacuateRequest) Descriptor() ([]byte, []int) {
-	return file_proto_models_rep_proto_rawDescGZIP(), []int{14}
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{16}
 }
 
 type EvacuateResponse struct {
@@ -1032,7 +1138,7 @@ type EvacuateResponse struct {
 
 func (x *EvacuateResponse) Reset() {
 	*x = EvacuateResponse{}
-	mi := &file_proto_models_rep_proto_msgTypes[15]
+	mi := &file_proto_models_rep_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1150,7 @@ func (x *EvacuateResponse) String() string {
 func (*EvacuateResponse) ProtoMessage() {}
 
 func (x *EvacuateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_models_rep_proto_msgTypes[15]
+	mi := &file_proto_models_rep_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1163,7 @@ func (x *EvacuateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvacuateResponse.ProtoReflect.Descriptor instead.
 func (*EvacuateResponse) Descriptor() ([]byte, []int) {
-	return file_proto_models_rep_proto_rawDescGZIP(), []int{15}
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EvacuateResponse) GetAlreadyEvacuating() bool {
@@ -1081,7 +1187,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_proto_models_rep_proto_msgTypes[16]
+	mi := &file_proto_models_rep_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1199,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_models_rep_proto_msgTypes[16]
+	mi := &file_proto_models_rep_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1212,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_models_rep_proto_rawDescGZIP(), []int{16}
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LogsRequest) GetGuid() string {
@@ -1149,7 +1255,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_proto_models_rep_proto_msgTypes[17]
+	mi := &file_proto_models_rep_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1267,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_models_rep_proto_msgTypes[17]
+	mi := &file_proto_models_rep_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1280,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_proto_models_rep_proto_rawDescGZIP(), []int{17}
+	return file_proto_models_rep_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LogLine) GetGuid() string {
@@ -1289,7 +1395,17 @@ const file_proto_models_rep_proto_rawDesc = "" +
 	"\x16StopLRPInstanceRequest\x12C\n" +
 	"\x0eactual_lrp_key\x18\x01 \x01(\v2\x1d.gavel.models.v1.ActualLRPKeyR\factualLrpKey\x12\\\n" +
 	"\x17actual_lrp_instance_key\x18\x02 \x01(\v2%.gavel.models.v1.ActualLRPInstanceKeyR\x14actualLrpInstanceKey\"\x19\n" +
-	"\x17StopLRPInstanceResponse\"0\n" +
+	"\x17StopLRPInstanceResponse\"\xbe\x03\n" +
+	"\x18UpdateLRPInstanceRequest\x12C\n" +
+	"\x0eactual_lrp_key\x18\x01 \x01(\v2\x1d.gavel.models.v1.ActualLRPKeyR\factualLrpKey\x12\\\n" +
+	"\x17actual_lrp_instance_key\x18\x02 \x01(\v2%.gavel.models.v1.ActualLRPInstanceKeyR\x14actualLrpInstanceKey\x12d\n" +
+	"\x1aactual_lrp_internal_routes\x18\x03 \x03(\v2'.gavel.models.v1.ActualLRPInternalRouteR\x17actualLrpInternalRoutes\x12Z\n" +
+	"\vmetric_tags\x18\x04 \x03(\v29.gavel.models.v1.UpdateLRPInstanceRequest.MetricTagsEntryR\n" +
+	"metricTags\x1a=\n" +
+	"\x0fMetricTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1b\n" +
+	"\x19UpdateLRPInstanceResponse\"0\n" +
 	"\x11CancelTaskRequest\x12\x1b\n" +
 	"\ttask_guid\x18\x01 \x01(\tR\btaskGuid\"\x14\n" +
 	"\x12CancelTaskResponse\"\x11\n" +
@@ -1311,13 +1427,14 @@ const file_proto_models_rep_proto_rawDesc = "" +
 	"\x12WORK_STATE_UNKNOWN\x10\x00\x12\x17\n" +
 	"\x13WORK_STATE_RESERVED\x10\x01\x12\x16\n" +
 	"\x12WORK_STATE_RUNNING\x10\x02\x12\x18\n" +
-	"\x14WORK_STATE_COMPLETED\x10\x032\xeb\x03\n" +
+	"\x14WORK_STATE_COMPLETED\x10\x032\xd7\x04\n" +
 	"\x03Rep\x12F\n" +
 	"\x05State\x12!.gavel.models.v1.CellStateRequest\x1a\x1a.gavel.models.v1.CellState\x12L\n" +
 	"\aPerform\x12\x1f.gavel.models.v1.PerformRequest\x1a .gavel.models.v1.PerformResponse\x12d\n" +
 	"\x0fStopLRPInstance\x12'.gavel.models.v1.StopLRPInstanceRequest\x1a(.gavel.models.v1.StopLRPInstanceResponse\x12U\n" +
 	"\n" +
-	"CancelTask\x12\".gavel.models.v1.CancelTaskRequest\x1a#.gavel.models.v1.CancelTaskResponse\x12O\n" +
+	"CancelTask\x12\".gavel.models.v1.CancelTaskRequest\x1a#.gavel.models.v1.CancelTaskResponse\x12j\n" +
+	"\x11UpdateLRPInstance\x12).gavel.models.v1.UpdateLRPInstanceRequest\x1a*.gavel.models.v1.UpdateLRPInstanceResponse\x12O\n" +
 	"\bEvacuate\x12 .gavel.models.v1.EvacuateRequest\x1a!.gavel.models.v1.EvacuateResponse\x12@\n" +
 	"\x04Logs\x12\x1c.gavel.models.v1.LogsRequest\x1a\x18.gavel.models.v1.LogLine0\x01B/Z-github.com/gavel-scheduler/gavel/proto/modelsb\x06proto3"
 
@@ -1334,75 +1451,85 @@ func file_proto_models_rep_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_models_rep_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_models_rep_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_proto_models_rep_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_proto_models_rep_proto_goTypes = []any{
-	(WorkState)(0),                  // 0: gavel.models.v1.WorkState
-	(*CellStateRequest)(nil),        // 1: gavel.models.v1.CellStateRequest
-	(*CellState)(nil),               // 2: gavel.models.v1.CellState
-	(*CellLRP)(nil),                 // 3: gavel.models.v1.CellLRP
-	(*CellTask)(nil),                // 4: gavel.models.v1.CellTask
-	(*LRPWork)(nil),                 // 5: gavel.models.v1.LRPWork
-	(*TaskWork)(nil),                // 6: gavel.models.v1.TaskWork
-	(*PerformRequest)(nil),          // 7: gavel.models.v1.PerformRequest
-	(*FailedLRPWork)(nil),           // 8: gavel.models.v1.FailedLRPWork
-	(*FailedTaskWork)(nil),          // 9: gavel.models.v1.FailedTaskWork
-	(*PerformResponse)(nil),         // 10: gavel.models.v1.PerformResponse
-	(*StopLRPInstanceRequest)(nil),  // 11: gavel.models.v1.StopLRPInstanceRequest
-	(*StopLRPInstanceResponse)(nil), // 12: gavel.models.v1.StopLRPInstanceResponse
-	(*CancelTaskRequest)(nil),       // 13: gavel.models.v1.CancelTaskRequest
-	(*CancelTaskResponse)(nil),      // 14: gavel.models.v1.CancelTaskResponse
-	(*EvacuateRequest)(nil),         // 15: gavel.models.v1.EvacuateRequest
-	(*EvacuateResponse)(nil),        // 16: gavel.models.v1.EvacuateResponse
-	(*LogsRequest)(nil),             // 17: gavel.models.v1.LogsRequest
-	(*LogLine)(nil),                 // 18: gavel.models.v1.LogLine
-	(*Provider)(nil),                // 19: gavel.models.v1.Provider
-	(*CellCapacity)(nil),            // 20: gavel.models.v1.CellCapacity
-	(*PlacementConstraint)(nil),     // 21: gavel.models.v1.PlacementConstraint
-	(*Resource)(nil),                // 22: gavel.models.v1.Resource
-	(*ActualLRPKey)(nil),            // 23: gavel.models.v1.ActualLRPKey
-	(*ActualLRPInstanceKey)(nil),    // 24: gavel.models.v1.ActualLRPInstanceKey
+	(WorkState)(0),                    // 0: gavel.models.v1.WorkState
+	(*CellStateRequest)(nil),          // 1: gavel.models.v1.CellStateRequest
+	(*CellState)(nil),                 // 2: gavel.models.v1.CellState
+	(*CellLRP)(nil),                   // 3: gavel.models.v1.CellLRP
+	(*CellTask)(nil),                  // 4: gavel.models.v1.CellTask
+	(*LRPWork)(nil),                   // 5: gavel.models.v1.LRPWork
+	(*TaskWork)(nil),                  // 6: gavel.models.v1.TaskWork
+	(*PerformRequest)(nil),            // 7: gavel.models.v1.PerformRequest
+	(*FailedLRPWork)(nil),             // 8: gavel.models.v1.FailedLRPWork
+	(*FailedTaskWork)(nil),            // 9: gavel.models.v1.FailedTaskWork
+	(*PerformResponse)(nil),           // 10: gavel.models.v1.PerformResponse
+	(*StopLRPInstanceRequest)(nil),    // 11: gavel.models.v1.StopLRPInstanceRequest
+	(*StopLRPInstanceResponse)(nil),   // 12: gavel.models.v1.StopLRPInstanceResponse
+	(*UpdateLRPInstanceRequest)(nil),  // 13: gavel.models.v1.UpdateLRPInstanceRequest
+	(*UpdateLRPInstanceResponse)(nil), // 14: gavel.models.v1.UpdateLRPInstanceResponse
+	(*CancelTaskRequest)(nil),         // 15: gavel.models.v1.CancelTaskRequest
+	(*CancelTaskResponse)(nil),        // 16: gavel.models.v1.CancelTaskResponse
+	(*EvacuateRequest)(nil),           // 17: gavel.models.v1.EvacuateRequest
+	(*EvacuateResponse)(nil),          // 18: gavel.models.v1.EvacuateResponse
+	(*LogsRequest)(nil),               // 19: gavel.models.v1.LogsRequest
+	(*LogLine)(nil),                   // 20: gavel.models.v1.LogLine
+	nil,                               // 21: gavel.models.v1.UpdateLRPInstanceRequest.MetricTagsEntry
+	(*Provider)(nil),                  // 22: gavel.models.v1.Provider
+	(*CellCapacity)(nil),              // 23: gavel.models.v1.CellCapacity
+	(*PlacementConstraint)(nil),       // 24: gavel.models.v1.PlacementConstraint
+	(*Resource)(nil),                  // 25: gavel.models.v1.Resource
+	(*ActualLRPKey)(nil),              // 26: gavel.models.v1.ActualLRPKey
+	(*ActualLRPInstanceKey)(nil),      // 27: gavel.models.v1.ActualLRPInstanceKey
+	(*ActualLRPInternalRoute)(nil),    // 28: gavel.models.v1.ActualLRPInternalRoute
 }
 var file_proto_models_rep_proto_depIdxs = []int32{
-	19, // 0: gavel.models.v1.CellState.rootfs_providers:type_name -> gavel.models.v1.Provider
-	20, // 1: gavel.models.v1.CellState.total:type_name -> gavel.models.v1.CellCapacity
-	20, // 2: gavel.models.v1.CellState.available:type_name -> gavel.models.v1.CellCapacity
+	22, // 0: gavel.models.v1.CellState.rootfs_providers:type_name -> gavel.models.v1.Provider
+	23, // 1: gavel.models.v1.CellState.total:type_name -> gavel.models.v1.CellCapacity
+	23, // 2: gavel.models.v1.CellState.available:type_name -> gavel.models.v1.CellCapacity
 	3,  // 3: gavel.models.v1.CellState.lrps:type_name -> gavel.models.v1.CellLRP
 	4,  // 4: gavel.models.v1.CellState.tasks:type_name -> gavel.models.v1.CellTask
-	21, // 5: gavel.models.v1.CellLRP.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	22, // 6: gavel.models.v1.CellLRP.resource:type_name -> gavel.models.v1.Resource
+	24, // 5: gavel.models.v1.CellLRP.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	25, // 6: gavel.models.v1.CellLRP.resource:type_name -> gavel.models.v1.Resource
 	0,  // 7: gavel.models.v1.CellLRP.state:type_name -> gavel.models.v1.WorkState
-	21, // 8: gavel.models.v1.CellTask.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	22, // 9: gavel.models.v1.CellTask.resource:type_name -> gavel.models.v1.Resource
+	24, // 8: gavel.models.v1.CellTask.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	25, // 9: gavel.models.v1.CellTask.resource:type_name -> gavel.models.v1.Resource
 	0,  // 10: gavel.models.v1.CellTask.state:type_name -> gavel.models.v1.WorkState
-	21, // 11: gavel.models.v1.LRPWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	22, // 12: gavel.models.v1.LRPWork.resource:type_name -> gavel.models.v1.Resource
-	21, // 13: gavel.models.v1.TaskWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
-	22, // 14: gavel.models.v1.TaskWork.resource:type_name -> gavel.models.v1.Resource
+	24, // 11: gavel.models.v1.LRPWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	25, // 12: gavel.models.v1.LRPWork.resource:type_name -> gavel.models.v1.Resource
+	24, // 13: gavel.models.v1.TaskWork.placement_constraint:type_name -> gavel.models.v1.PlacementConstraint
+	25, // 14: gavel.models.v1.TaskWork.resource:type_name -> gavel.models.v1.Resource
 	5,  // 15: gavel.models.v1.PerformRequest.lrps:type_name -> gavel.models.v1.LRPWork
 	6,  // 16: gavel.models.v1.PerformRequest.tasks:type_name -> gavel.models.v1.TaskWork
 	5,  // 17: gavel.models.v1.FailedLRPWork.work:type_name -> gavel.models.v1.LRPWork
 	6,  // 18: gavel.models.v1.FailedTaskWork.work:type_name -> gavel.models.v1.TaskWork
 	8,  // 19: gavel.models.v1.PerformResponse.failed_lrps:type_name -> gavel.models.v1.FailedLRPWork
 	9,  // 20: gavel.models.v1.PerformResponse.failed_tasks:type_name -> gavel.models.v1.FailedTaskWork
-	23, // 21: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
-	24, // 22: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
-	1,  // 23: gavel.models.v1.Rep.State:input_type -> gavel.models.v1.CellStateRequest
-	7,  // 24: gavel.models.v1.Rep.Perform:input_type -> gavel.models.v1.PerformRequest
-	11, // 25: gavel.models.v1.Rep.StopLRPInstance:input_type -> gavel.models.v1.StopLRPInstanceRequest
-	13, // 26: gavel.models.v1.Rep.CancelTask:input_type -> gavel.models.v1.CancelTaskRequest
-	15, // 27: gavel.models.v1.Rep.Evacuate:input_type -> gavel.models.v1.EvacuateRequest
-	17, // 28: gavel.models.v1.Rep.Logs:input_type -> gavel.models.v1.LogsRequest
-	2,  // 29: gavel.models.v1.Rep.State:output_type -> gavel.models.v1.CellState
-	10, // 30: gavel.models.v1.Rep.Perform:output_type -> gavel.models.v1.PerformResponse
-	12, // 31: gavel.models.v1.Rep.StopLRPInstance:output_type -> gavel.models.v1.StopLRPInstanceResponse
-	14, // 32: gavel.models.v1.Rep.CancelTask:output_type -> gavel.models.v1.CancelTaskResponse
-	16, // 33: gavel.models.v1.Rep.Evacuate:output_type -> gavel.models.v1.EvacuateResponse
-	18, // 34: gavel.models.v1.Rep.Logs:output_type -> gavel.models.v1.LogLine
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	26, // 21: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	27, // 22: gavel.models.v1.StopLRPInstanceRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	26, // 23: gavel.models.v1.UpdateLRPInstanceRequest.actual_lrp_key:type_name -> gavel.models.v1.ActualLRPKey
+	27, // 24: gavel.models.v1.UpdateLRPInstanceRequest.actual_lrp_instance_key:type_name -> gavel.models.v1.ActualLRPInstanceKey
+	28, // 25: gavel.models.v1.UpdateLRPInstanceRequest.actual_lrp_internal_routes:type_name -> gavel.models.v1.ActualLRPInternalRoute
+	21, // 26: gavel.models.v1.UpdateLRPInstanceRequest.metric_tags:type_name -> gavel.models.v1.UpdateLRPInstanceRequest.MetricTagsEntry
+	1,  // 27: gavel.models.v1.Rep.State:input_type -> gavel.models.v1.CellStateRequest
+	7,  // 28: gavel.models.v1.Rep.Perform:input_type -> gavel.models.v1.PerformRequest
+	11, // 29: gavel.models.v1.Rep.StopLRPInstance:input_type -> gavel.models.v1.StopLRPInstanceRequest
+	15, // 30: gavel.models.v1.Rep.CancelTask:input_type -> gavel.models.v1.CancelTaskRequest
+	13, // 31: gavel.models.v1.Rep.UpdateLRPInstance:input_type -> gavel.models.v1.UpdateLRPInstanceRequest
+	17, // 32: gavel.models.v1.Rep.Evacuate:input_type -> gavel.models.v1.EvacuateRequest
+	19, // 33: gavel.models.v1.Rep.Logs:input_type -> gavel.models.v1.LogsRequest
+	2,  // 34: gavel.models.v1.Rep.State:output_type -> gavel.models.v1.CellState
+	10, // 35: gavel.models.v1.Rep.Perform:output_type -> gavel.models.v1.PerformResponse
+	12, // 36: gavel.models.v1.Rep.StopLRPInstance:output_type -> gavel.models.v1.StopLRPInstanceResponse
+	16, // 37: gavel.models.v1.Rep.CancelTask:output_type -> gavel.models.v1.CancelTaskResponse
+	14, // 38: gavel.models.v1.Rep.UpdateLRPInstance:output_type -> gavel.models.v1.UpdateLRPInstanceResponse
+	18, // 39: gavel.models.v1.Rep.Evacuate:output_type -> gavel.models.v1.EvacuateResponse
+	20, // 40: gavel.models.v1.Rep.Logs:output_type -> gavel.models.v1.LogLine
+	34, // [34:41] is the sub-list for method output_type
+	27, // [27:34] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_proto_models_rep_proto_init() }
@@ -1417,7 +1544,7 @@ func file_proto_models_rep_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_models_rep_proto_rawDesc), len(file_proto_models_rep_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Rep_State_FullMethodName           = "/gavel.models.v1.Rep/State"
-	Rep_Perform_FullMethodName         = "/gavel.models.v1.Rep/Perform"
-	Rep_StopLRPInstance_FullMethodName = "/gavel.models.v1.Rep/StopLRPInstance"
-	Rep_CancelTask_FullMethodName      = "/gavel.models.v1.Rep/CancelTask"
-	Rep_Evacuate_FullMethodName        = "/gavel.models.v1.Rep/Evacuate"
-	Rep_Logs_FullMethodName            = "/gavel.models.v1.Rep/Logs"
+	Rep_State_FullMethodName             = "/gavel.models.v1.Rep/State"
+	Rep_Perform_FullMethodName           = "/gavel.models.v1.Rep/Perform"
+	Rep_StopLRPInstance_FullMethodName   = "/gavel.models.v1.Rep/StopLRPInstance"
+	Rep_CancelTask_FullMethodName        = "/gavel.models.v1.Rep/CancelTask"
+	Rep_UpdateLRPInstance_FullMethodName = "/gavel.models.v1.Rep/UpdateLRPInstance"
+	Rep_Evacuate_FullMethodName          = "/gavel.models.v1.Rep/Evacuate"
+	Rep_Logs_FullMethodName              = "/gavel.models.v1.Rep/Logs"
 )
 
 // RepClient is the client API for Rep service.
@@ -32,8 +33,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Rep is a cell's API. The auctioneer reads every cell's state and sends
-// each the work it won; the BBS stops instances and cancels tasks on the
-// cell that runs them.
+// each the work it won; the BBS stops instances, cancels tasks and updates
+// instances on the cell that runs them; the converger updates instances
+// whose internal routes or metric tags drifted.
 type RepClient interface {
 	// State reports the cell's resources and the work it holds.
 	State(ctx context.Context, in *CellStateRequest, opts ...grpc.CallOption) (*CellState, error)
@@ -42,6 +44,10 @@ type RepClient interface {
 	Perform(ctx context.Context, in *PerformRequest, opts ...grpc.CallOption) (*PerformResponse, error)
 	StopLRPInstance(ctx context.Context, in *StopLRPInstanceRequest, opts ...grpc.CallOption) (*StopLRPInstanceResponse, error)
 	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskResponse, error)
+	// UpdateLRPInstance gives a running instance new internal routes and
+	// metric tags (its desired LRP's changed); the cell reports them to the
+	// BBS at once and with every later StartActualLRP of the instance.
+	UpdateLRPInstance(ctx context.Context, in *UpdateLRPInstanceRequest, opts ...grpc.CallOption) (*UpdateLRPInstanceResponse, error)
 	// Evacuate marks the cell evacuating: it leaves the auction pool at once
 	// and hands each running instance over to another cell.
 	Evacuate(ctx context.Context, in *EvacuateRequest, opts ...grpc.CallOption) (*EvacuateResponse, error)
@@ -97,6 +103,16 @@ func (c *repClient) CancelTask(ctx context.Context, in *CancelTaskRequest, opts 
 	return out, nil
 }
 
+func (c *repClient) UpdateLRPInstance(ctx context.Context, in *UpdateLRPInstanceRequest, opts ...grpc.CallOption) (*UpdateLRPInstanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateLRPInstanceResponse)
+	err := c.cc.Invoke(ctx, Rep_UpdateLRPInstance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *repClient) Evacuate(ctx context.Context, in *EvacuateRequest, opts ...grpc.CallOption) (*EvacuateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EvacuateResponse)
@@ -131,8 +147,9 @@ type Rep_LogsClient = grpc.ServerStreamingClient[LogLine]
 // for forward compatibility.
 //
 // Rep is a cell's API. The auctioneer reads every cell's state and sends
-// each the work it won; the BBS stops instances and cancels tasks on the
-// cell that runs them.
+// each the work it won; the BBS stops instances, cancels tasks and updates
+// instances on the cell that runs them; the converger updates instances
+// whose internal routes or metric tags drifted.
 type RepServer interface {
 	// State reports the cell's resources and the work it holds.
 	State(context.Context, *CellStateRequest) (*CellState, error)
@@ -141,6 +158,10 @@ type RepServer interface {
 	Perform(context.Context, *PerformRequest) (*PerformResponse, error)
 	StopLRPInstance(context.Context, *StopLRPInstanceRequest) (*StopLRPInstanceResponse, error)
 	CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error)
+	// UpdateLRPInstance gives a running instance new internal routes and
+	// metric tags (its desired LRP's changed); the cell reports them to the
+	// BBS at once and with every later StartActualLRP of the instance.
+	UpdateLRPInstance(context.Context, *UpdateLRPInstanceRequest) (*UpdateLRPInstanceResponse, error)
 	// Evacuate marks the cell evacuating: it leaves the auction pool at once
 	// and hands each running instance over to another cell.
 	Evacuate(context.Context, *EvacuateRequest) (*EvacuateResponse, error)
@@ -167,6 +188,9 @@ func (UnimplementedRepServer) StopLRPInstance(context.Context, *StopLRPInstanceR
 }
 func (UnimplementedRepServer) CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelTask not implemented")
+}
+func (UnimplementedRepServer) UpdateLRPInstance(context.Context, *UpdateLRPInstanceRequest) (*UpdateLRPInstanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateLRPInstance not implemented")
 }
 func (UnimplementedRepServer) Evacuate(context.Context, *EvacuateRequest) (*EvacuateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Evacuate not implemented")
@@ -267,6 +291,24 @@ func _Rep_CancelTask_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Rep_UpdateLRPInstance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateLRPInstanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepServer).UpdateLRPInstance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rep_UpdateLRPInstance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepServer).UpdateLRPInstance(ctx, req.(*UpdateLRPInstanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Rep_Evacuate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EvacuateRequest)
 	if err := dec(in); err != nil {
@@ -318,6 +360,10 @@ var Rep_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelTask",
 			Handler:    _Rep_CancelTask_Handler,
+		},
+		{
+			MethodName: "UpdateLRPInstance",
+			Handler:    _Rep_UpdateLRPInstance_Handler,
 		},
 		{
 			MethodName: "Evacuate",

@@ -54,6 +54,21 @@ func (r *StopLRPInstanceRequest) Validate() error {
 	return v.err()
 }
 
+// Validate checks the slot, the instance, and the internal routes (each
+// names a hostname); metric tags need non-empty names.
+func (r *UpdateLRPInstanceRequest) Validate() error {
+	var v validator
+	v.actualLRPKey("actual_lrp_key", r.GetActualLrpKey())
+	v.instanceKey("actual_lrp_instance_key", r.GetActualLrpInstanceKey())
+	v.internalRoutes("actual_lrp_internal_routes", r.GetActualLrpInternalRoutes())
+	for _, k := range sortedKeys(r.GetMetricTags()) {
+		if k == "" {
+			v.add(entry("metric_tags", k), "key must not be empty")
+		}
+	}
+	return v.err()
+}
+
 // Validate checks the task guid.
 func (r *CancelTaskRequest) Validate() error {
 	var v validator

@@ -50,6 +50,14 @@ func TestAuctionAndRepRequestValidate(t *testing.T) {
 		{"StopLRPInstance", &StopLRPInstanceRequest{ActualLrpKey: &ActualLRPKey{ProcessGuid: "p", Domain: "d"},
 			ActualLrpInstanceKey: &ActualLRPInstanceKey{InstanceGuid: "i", CellId: "c"}}, nil},
 		{"StopLRPInstance bad", &StopLRPInstanceRequest{}, []string{"actual_lrp_key", "actual_lrp_instance_key"}},
+		{"UpdateLRPInstance", &UpdateLRPInstanceRequest{ActualLrpKey: &ActualLRPKey{ProcessGuid: "p", Index: 1, Domain: "d"},
+			ActualLrpInstanceKey:    &ActualLRPInstanceKey{InstanceGuid: "i", CellId: "c"},
+			ActualLrpInternalRoutes: []*ActualLRPInternalRoute{{Hostname: "p.apps.internal"}}, MetricTags: map[string]string{"index": "1"}}, nil},
+		{"UpdateLRPInstance to nothing", &UpdateLRPInstanceRequest{ActualLrpKey: &ActualLRPKey{ProcessGuid: "p", Domain: "d"},
+			ActualLrpInstanceKey: &ActualLRPInstanceKey{InstanceGuid: "i", CellId: "c"}}, nil},
+		{"UpdateLRPInstance bad", &UpdateLRPInstanceRequest{ActualLrpKey: &ActualLRPKey{ProcessGuid: "p", Index: -1, Domain: "d"},
+			ActualLrpInternalRoutes: []*ActualLRPInternalRoute{{Hostname: "ok"}, {}, nil}, MetricTags: map[string]string{"": "x", "ok": ""}},
+			[]string{"actual_lrp_key.index", "actual_lrp_instance_key", "actual_lrp_internal_routes[1].hostname", "actual_lrp_internal_routes[2]", "metric_tags[\"\"]"}},
 		{"CancelTask", &CancelTaskRequest{TaskGuid: "t-1"}, nil},
 		{"CancelTask bad", &CancelTaskRequest{TaskGuid: "t/1"}, []string{"task_guid"}},
 	}
@@ -59,7 +67,7 @@ func TestAuctionAndRepRequestValidate(t *testing.T) {
 		})
 	}
 	for _, r := range []validating{(*RequestLRPAuctionsRequest)(nil), (*RequestTaskAuctionsRequest)(nil), (*CellStateRequest)(nil),
-		(*PerformRequest)(nil), (*StopLRPInstanceRequest)(nil), (*CancelTaskRequest)(nil)} {
+		(*PerformRequest)(nil), (*StopLRPInstanceRequest)(nil), (*UpdateLRPInstanceRequest)(nil), (*CancelTaskRequest)(nil)} {
 		_ = r.Validate()
 	}
 }
