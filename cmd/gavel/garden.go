@@ -42,11 +42,15 @@ func gardenFlags(fs *pflag.FlagSet, cfg *gardenrunc.DaemonConfig) {
 	fs.StringVar(&cfg.InitBinary, "init-binary", cfg.InitBinary, "static init for containers instead of the built-in garden-init")
 	fs.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of container interfaces")
 	fs.DurationVar((*time.Duration)(&cfg.StopTimeout), "stop-timeout", cfg.StopTimeout.D(), "wait between SIGTERM and SIGKILL in Stop")
+	fs.BoolVar(&cfg.DestroyContainersOnStartup, "destroy-containers-on-startup", cfg.DestroyContainersOnStartup, "destroy the depot's containers instead of restoring them")
 }
 
 func gardenCommand() *cobra.Command {
 	cfg := gardenrunc.DefaultDaemonConfig()
-	var configPath string
+	var (
+		configPath string
+		teardown   bool
+	)
 	cmd := &cobra.Command{
 		Use:   "garden",
 		Short: "Run a Garden server backed by runc",
@@ -66,6 +70,13 @@ func gardenCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if teardown {
+				ctx := cmd.Context()
+				if err := backend.Start(ctx); err != nil {
+					return err
+				}
+				return backend.Teardown(ctx)
+			}
 			reg := debugserver.NewRegistry()
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "gavel_garden_containers",
@@ -82,6 +93,7 @@ func gardenCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
+	cmd.Flags().BoolVar(&teardown, "teardown", false, "destroy every container, remove the bridge and iptables chains of --tag, and exit (retiring a host)")
 	gardenFlags(cmd.Flags(), &cfg)
 	return cmd
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gavel-scheduler/gavel/executor/garden"
-	"github.com/gavel-scheduler/gavel/executor/gardenrunc"
 	"github.com/gavel-scheduler/gavel/internal/roottest"
 	"github.com/gavel-scheduler/gavel/internal/testrootfs"
 )
@@ -38,19 +37,8 @@ func TestGardenDaemon(t *testing.T) {
 	}
 	// Whatever the daemon left on the host goes when the test ends.
 	t.Cleanup(func() {
-		cfg, err := gardenrunc.LoadDaemonConfig(cfgPath)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		b, err := gardenrunc.New(cfg.Backend(), nil)
-		if err == nil {
-			if err = b.Start(context.Background()); err == nil {
-				err = b.Teardown(context.Background())
-			}
-		}
-		if err != nil {
-			t.Errorf("teardown: %v", err)
+		if out, err := exec.Command(gavelBin, "garden", "--config", cfgPath, "--teardown").CombinedOutput(); err != nil {
+			t.Errorf("gavel garden --teardown: %v %s", err, out)
 		}
 	})
 	port, debugPort := freePort(t), freePort(t)
@@ -118,14 +106,29 @@ func TestGardenDaemon(t *testing.T) {
 	stop(cmd, log)
 
 	cmd, log = start()
-	defer stop(cmd, log)
 	waitPing(log)
 	list, err := client.Containers(ctx, garden.Properties{"owner": "test"})
 	if err != nil || len(list) != 1 || list[0].Handle() != "daemon-test" {
 		t.Fatalf("after restart: %v, %v", list, err)
 	}
-	if err := client.Destroy(ctx, "daemon-test"); err != nil {
+	stop(cmd, log)
+	// Restarted with --destroy-containers-on-startup, the depot is wiped.
+	cmd = exec.Command(gavelBin, "garden", "--config", cfgPath, "--bind-ip", "127.0.0.1", "--bind-port", fmt.Sprint(port), "--debug-address", "", "--destroy-containers-on-startup")
+	var wipeLog bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &wipeLog, &wipeLog
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	defer stop(cmd, &wipeLog)
+	waitPing(&wipeLog)
+	if list, err := client.Containers(ctx, nil); err != nil || len(list) != 0 {
+		t.Fatalf("after --destroy-containers-on-startup: %v, %v", list, err)
+	}
+	depot, _ := os.ReadDir(filepath.Join(dir, "depot"))
+	for _, e := range depot {
+		if !strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("depot still holds %s", e.Name())
+		}
 	}
 }
 

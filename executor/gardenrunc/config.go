@@ -95,6 +95,9 @@ type Config struct {
 	MTU int
 	// StopTimeout is how long Stop(false) waits after SIGTERM.
 	StopTimeout time.Duration
+	// DestroyOnStart destroys the depot's containers at Start instead of
+	// restoring them.
+	DestroyOnStart bool
 }
 
 // WithDefaults returns c with empty fields set.

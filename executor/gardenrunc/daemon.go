@@ -53,6 +53,9 @@ type DaemonConfig struct {
 	InitBinary      string            `json:"init_binary"`
 	MTU             int               `json:"mtu"`
 	StopTimeout     config.Duration   `json:"stop_timeout"`
+	// DestroyContainersOnStartup destroys what the depot holds instead of
+	// restoring it.
+	DestroyContainersOnStartup bool `json:"destroy_containers_on_startup"`
 }
 
 // DefaultDaemonConfig is the configuration with every default filled.
@@ -86,6 +89,7 @@ func (c DaemonConfig) Backend() Config {
 		MaxContainers: c.MaxContainers, DNSServers: c.DNSServers, AllowHostAccess: c.AllowHostAccess,
 		DenyNetworks: c.DenyNetworks, AllowPrivileged: c.AllowPrivileged, CgroupParent: c.CgroupParent,
 		InitBinary: c.InitBinary, MTU: c.MTU, StopTimeout: time.Duration(c.StopTimeout),
+		DestroyOnStart: c.DestroyContainersOnStartup,
 	}
 }
 

@@ -152,6 +152,9 @@ func (b *Backend) restore(ctx context.Context) error {
 			continue
 		}
 		st, serr := b.runc.state(ctx, c.st.Handle)
+		if b.cfg.DestroyOnStart {
+			serr = errors.New("destroy on start")
+		}
 		if serr != nil || st.Status != "running" || st.Pid != c.st.InitPID || c.st.Properties[garden.PropertyState] != garden.StateCreated {
 			b.logger.Info("removing container that did not survive", "handle", c.st.Handle, "runc_status", st.Status)
 			if err := b.teardownContainer(ctx, c); err != nil {
