@@ -24,7 +24,8 @@ import (
 //
 //	filter <tag>-input    from INPUT for the bridge: replies only, unless host access is allowed
 //	filter <tag>-forward  from FORWARD for the bridge: per-container NetOut chains, then <tag>-default
-//	filter <tag>-default  the deny-network rejections
+//	filter <tag>-default  the deny-network rejections, then accept
+//	filter FORWARD -o <bridge>  accepts DNATed and reply traffic to containers
 //	filter <tag>-o<n>     a container's NetOut rules (created on first use)
 //	nat    <tag>-prerouting  from PREROUTING and OUTPUT: per-container DNAT chains
 //	nat    <tag>-n<n>     a container's NetIn DNAT rules (created on first use)
@@ -132,6 +133,9 @@ func (n *network) setupChains() error {
 	for _, d := range n.deny {
 		rules = append(rules, rule{"filter", n.chain("default"), []string{"-d", d, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"}})
 	}
+	// What no deny network stops is accepted here, whatever FORWARD's
+	// policy (hosts running Docker set it to DROP).
+	rules = append(rules, rule{"filter", n.chain("default"), []string{"-j", "ACCEPT"}})
 	for _, r := range rules {
 		if err := n.ipt.Append(r.table, r.chain, r.spec...); err != nil {
 			return fmt.Errorf("iptables %s: %w", r.chain, err)
@@ -149,6 +153,7 @@ func (n *network) setupChains() error {
 	jumps := []rule{
 		{"filter", "INPUT", []string{"-i", n.bridge, "-j", n.chain("input")}},
 		{"filter", "FORWARD", []string{"-i", n.bridge, "-j", n.chain("forward")}},
+		{"filter", "FORWARD", forwardInbound(n.bridge)},
 		{"nat", "PREROUTING", []string{"-j", n.chain("prerouting")}},
 		{"nat", "OUTPUT", []string{"-j", n.chain("prerouting")}},
 		{"nat", "POSTROUTING", []string{"-j", n.chain("postrouting")}},
@@ -159,6 +164,12 @@ func (n *network) setupChains() error {
 		}
 	}
 	return nil
+}
+
+// forwardInbound admits traffic to containers that NetIn mapped or that
+// answers their own connections.
+func forwardInbound(bridge string) []string {
+	return []string{"-o", bridge, "-m", "conntrack", "--ctstate", "DNAT,ESTABLISHED,RELATED", "-j", "ACCEPT"}
 }
 
 func (n *network) ensureChain(table, chain string) error {
@@ -181,6 +192,7 @@ func (n *network) teardown() error {
 	jumps := [][]string{
 		{"filter", "INPUT", "-i", n.bridge, "-j", n.chain("input")},
 		{"filter", "FORWARD", "-i", n.bridge, "-j", n.chain("forward")},
+		append([]string{"filter", "FORWARD"}, forwardInbound(n.bridge)...),
 		{"nat", "PREROUTING", "-j", n.chain("prerouting")},
 		{"nat", "OUTPUT", "-j", n.chain("prerouting")},
 		{"nat", "POSTROUTING", "-j", n.chain("postrouting")},
