@@ -4,15 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/gavel-scheduler/gavel/executor"
-	"github.com/gavel-scheduler/gavel/executor/garden"
-	"github.com/gavel-scheduler/gavel/executor/gardenrunc"
 	"github.com/gavel-scheduler/gavel/internal/roottest"
-	"github.com/gavel-scheduler/gavel/internal/testrootfs"
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
@@ -29,7 +24,7 @@ func BenchmarkBulkSync250(b *testing.B) {
 	}
 	ctx := context.Background()
 	bbsClient := startBBS(b)
-	exec := startBenchExecutor(b, n)
+	exec := startRuncExecutor(b, runcOptions{tag: "gvb", pool: "10.251.0.0/22", portStart: 64000, containers: n + 50})
 	cell := NewCell(CellConfig{CellID: "cell-b", Zone: "z1", PollInterval: time.Hour}, bbsClient, exec, nil, quietLogger())
 	svc := NewServer(CellInfo{CellID: "cell-b", Zone: "z1", RootFSProviders: []*models.Provider{{Name: "preloaded", Properties: []string{"busybox"}}}},
 		ExecutorContainers{Executor: exec}, quietLogger())
@@ -92,61 +87,4 @@ func BenchmarkBulkSync250(b *testing.B) {
 	}
 	b.ReportMetric(syncTotal.Seconds()*1000/float64(b.N), "sync_ms")
 	b.ReportMetric(drainTotal.Seconds()*1000/float64(b.N), "sync+drain_ms")
-}
-
-func startBenchExecutor(b *testing.B, n int) *executor.Executor {
-	dir, err := os.MkdirTemp("", "gvl-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := testrootfs.Build(rootfs, ""); err != nil {
-		b.Fatal(err)
-	}
-	backend, err := gardenrunc.New(gardenrunc.Config{
-		Depot: filepath.Join(dir, "depot"), RuncRoot: filepath.Join(dir, "runc"), DefaultRootFS: rootfs,
-		Preloaded: map[string]string{"busybox": rootfs}, Tag: "gvb", NetworkPool: "10.251.0.0/22", ExternalIP: "127.0.0.1",
-		PortPoolStart: 64000, PortPoolSize: 100, StopTimeout: 2 * time.Second,
-	}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sock := filepath.Join(dir, "garden.sock")
-	srv := garden.NewServer(garden.ServerConfig{Network: "unix", Address: sock}, backend, nil)
-	signals, ready, done := make(chan os.Signal, 1), make(chan struct{}), make(chan error, 1)
-	go func() { done <- srv.Run(signals, ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		b.Fatal(err)
-	}
-	exec, err := executor.New(context.Background(), executor.Config{MemoryMB: 64000, DiskMB: 64000, MaxContainers: n + 50,
-		Owner: "bench", DownloadCacheDir: filepath.Join(dir, "cache")}, garden.NewClient("unix", sock))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		exec.Close()
-		signals <- os.Interrupt
-		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if err := backend.Teardown(ctx); err != nil {
-			b.Errorf("garden teardown: %v", err)
-		}
-	})
-	return exec
-}
-
-func startCellRunner(b *testing.B, cell *Cell) error {
-	signals, ready, done := make(chan os.Signal, 1), make(chan struct{}), make(chan error, 1)
-	go func() { done <- cell.Run(signals, ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		return fmt.Errorf("cell: %w", err)
-	}
-	b.Cleanup(func() { signals <- os.Interrupt; <-done })
-	return nil
 }

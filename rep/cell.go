@@ -108,7 +108,8 @@ func NewCell(cfg CellConfig, bbs models.BBSClient, exec Executor, reg prometheus
 	if reg != nil {
 		reg.MustRegister(c.syncDuration, c.evacuations)
 	}
-	c.proc = &processor{cellID: cfg.CellID, zone: cfg.Zone, bbs: bbs, exec: exec, evacuating: c.Evacuating, logger: logger}
+	c.proc = &processor{cellID: cfg.CellID, zone: cfg.Zone, bbs: bbs, exec: exec, evacuating: c.Evacuating,
+		overrides: newOverrides(), logger: logger}
 	return c
 }
 
@@ -267,6 +268,7 @@ func (c *Cell) Sync(ctx context.Context) (st SyncStats) {
 		guid := ctr.Guid
 		c.queue.push(guid, func(ctx context.Context) { c.proc.process(ctx, guid) })
 	}
+	c.proc.overrides.retain(have)
 	evacuatingRows := map[string]bool{}
 	for _, a := range actuals.ActualLrps {
 		if a.Presence == models.ActualLRP_EVACUATING {

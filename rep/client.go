@@ -15,7 +15,9 @@ import (
 
 // Client reaches reps by address, keeping one connection per rep. The
 // auctioneer uses it for State and Perform, the BBS (as its CellClient) to
-// stop instances and cancel tasks, the CLI for cell states.
+// stop and update instances and cancel tasks, the converger to update
+// instances whose internal routes or metric tags drifted, the CLI for cell
+// states.
 type Client struct {
 	creds grpc.DialOption
 
@@ -81,6 +83,21 @@ func (c *Client) StopLRPInstance(ctx context.Context, cell *models.CellPresence,
 	}
 	if _, err := r.StopLRPInstance(ctx, &models.StopLRPInstanceRequest{ActualLrpKey: key, ActualLrpInstanceKey: ik}); err != nil {
 		return fmt.Errorf("stop %s/%d on cell %s: %w", key.GetProcessGuid(), key.GetIndex(), cell.CellId, err)
+	}
+	return nil
+}
+
+// UpdateLRPInstance gives one instance on the cell new internal routes
+// and metric tags.
+func (c *Client) UpdateLRPInstance(ctx context.Context, cell *models.CellPresence, key *models.ActualLRPKey, ik *models.ActualLRPInstanceKey,
+	routes []*models.ActualLRPInternalRoute, tags map[string]string) error {
+	r, err := c.rep(cell.RepAddress)
+	if err != nil {
+		return err
+	}
+	if _, err := r.UpdateLRPInstance(ctx, &models.UpdateLRPInstanceRequest{ActualLrpKey: key, ActualLrpInstanceKey: ik,
+		ActualLrpInternalRoutes: routes, MetricTags: tags}); err != nil {
+		return fmt.Errorf("update %s/%d on cell %s: %w", key.GetProcessGuid(), key.GetIndex(), cell.CellId, err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
@@ -49,15 +51,24 @@ type Containers interface {
 	CancelTask(ctx context.Context, taskGuid string) error
 }
 
+// LRPUpdater gives a running instance new internal routes and metric tags
+// (UpdateLRPInstance). A real cell's reconciler (Cell) is one, connected
+// with Server.SetCell; MemoryContainers, which run nothing, are one too.
+type LRPUpdater interface {
+	UpdateLRP(ctx context.Context, req *models.UpdateLRPInstanceRequest) error
+}
+
 // MemoryContainers models a cell's capacity in memory. Allocations are
 // reported RUNNING at once; nothing runs. It is safe for concurrent use.
 type MemoryContainers struct {
 	total models.CellCapacity
 
-	mu        sync.Mutex // guards remaining, lrps, tasks
+	mu        sync.Mutex // guards remaining, lrps, tasks, updates
 	remaining models.CellCapacity
 	lrps      map[string]*models.CellLRP  // by instance guid
 	tasks     map[string]*models.CellTask // by task guid
+	// updates are the last UpdateLRP of each instance, by instance guid.
+	updates map[string]*models.UpdateLRPInstanceRequest
 }
 
 // NewMemoryContainers returns an empty cell of the given capacity.
@@ -67,6 +78,7 @@ func NewMemoryContainers(total *models.CellCapacity) *MemoryContainers {
 		remaining: models.CellCapacity{MemoryMb: total.GetMemoryMb(), DiskMb: total.GetDiskMb(), Containers: total.GetContainers()},
 		lrps:      map[string]*models.CellLRP{},
 		tasks:     map[string]*models.CellTask{},
+		updates:   map[string]*models.UpdateLRPInstanceRequest{},
 	}
 }
 
@@ -146,7 +158,35 @@ func (m *MemoryContainers) StopLRP(_ context.Context, instanceGuid string) error
 		return models.NewError(models.TypeResourceNotFound, "no instance %q on this cell", instanceGuid)
 	}
 	delete(m.lrps, instanceGuid)
+	delete(m.updates, instanceGuid)
 	m.release(l.Resource)
+	return nil
+}
+
+// UpdateLRP implements LRPUpdater: the update is recorded for
+// LastUpdate (nothing runs, so nothing else changes).
+func (m *MemoryContainers) UpdateLRP(_ context.Context, req *models.UpdateLRPInstanceRequest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	guid := req.GetActualLrpInstanceKey().GetInstanceGuid()
+	l, ok := m.lrps[guid]
+	if !ok {
+		return models.NewError(models.TypeResourceNotFound, "no instance %q on this cell", guid)
+	}
+	if k := req.GetActualLrpKey(); l.ProcessGuid != k.GetProcessGuid() || l.Index != k.GetIndex() {
+		return models.NewError(models.TypeInvalidRequest, "instance %q on this cell is not %s/%d", guid, k.GetProcessGuid(), k.GetIndex())
+	}
+	m.updates[guid] = proto.Clone(req).(*models.UpdateLRPInstanceRequest)
+	return nil
+}
+
+// LastUpdate returns the last update an instance was given, or nil.
+func (m *MemoryContainers) LastUpdate(instanceGuid string) *models.UpdateLRPInstanceRequest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u := m.updates[instanceGuid]; u != nil {
+		return proto.Clone(u).(*models.UpdateLRPInstanceRequest)
+	}
 	return nil
 }
 

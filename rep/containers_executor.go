@@ -42,6 +42,11 @@ const (
 	TagPlacementTags = "placement-tags"
 	TagVolumeDrivers = "volume-drivers"
 	TagResultFile    = "result-file"
+	// TagInternalRoutes and TagMetricTags hold, as JSON, the internal
+	// routes ([{"hostname": ...}]) and resolved metric tags an instance
+	// was run with; the rep reports them in every StartActualLRP.
+	TagInternalRoutes = "internal-routes"
+	TagMetricTags     = "metric-tags"
 
 	LifecycleLRP  = "lrp"
 	LifecycleTask = "task"

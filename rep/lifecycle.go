@@ -36,7 +36,9 @@ type processor struct {
 	bbs        models.BBSClient
 	exec       Executor
 	evacuating func() bool
-	logger     *slog.Logger
+	// overrides are instance infos given by UpdateLRPInstance.
+	overrides *overrides
+	logger    *slog.Logger
 }
 
 // process handles the container guid as it is now.
@@ -88,7 +90,12 @@ func (p *processor) processLRP(ctx context.Context, c executor.Container) {
 		if resp.DesiredLrp.GetMonitor() != nil && resp.DesiredLrp.GetCheckDefinition() == nil {
 			log.Warn("the legacy monitor action is not run: declare check_definition checks instead")
 		}
-		if err := p.exec.RunContainer(ctx, executor.RunRequest{Guid: c.Guid, RunInfo: lrpRunInfo(resp.DesiredLrp, key.Index, c.Guid)}); err != nil {
+		info, err := desiredInstanceInfo(resp.DesiredLrp, key.Index, c.Guid)
+		if err != nil {
+			log.Warn("bad internal routes skipped", "error", err)
+		}
+		req := executor.RunRequest{Guid: c.Guid, RunInfo: lrpRunInfo(resp.DesiredLrp, key.Index, c.Guid), Tags: info.containerTags()}
+		if err := p.exec.RunContainer(ctx, req); err != nil {
 			log.Error("run container", "error", err)
 			p.removeActual(ctx, log, key, ik)
 			p.delete(ctx, c.Guid)
@@ -96,8 +103,10 @@ func (p *processor) processLRP(ctx context.Context, c executor.Container) {
 	case executor.StateInitializing, executor.StateCreated:
 		p.claim(ctx, log, key, ik)
 	case executor.StateRunning:
+		info := p.overrides.info(c)
 		_, err := p.bbs.StartActualLRP(ctx, &models.StartActualLRPRequest{
 			ActualLrpKey: key, ActualLrpInstanceKey: ik, ActualLrpNetInfo: netInfo(c),
+			ActualLrpInternalRoutes: info.routes, MetricTags: info.tags,
 			Routable: &c.Routable, AvailabilityZone: p.zone,
 		})
 		if err != nil {
@@ -164,8 +173,10 @@ func (p *processor) evacuateLRP(ctx context.Context, c executor.Container) {
 			resp.KeepContainer = false // a container that never ran is not worth keeping
 		}
 	case executor.StateRunning:
+		info := p.overrides.info(c)
 		resp, err = p.bbs.EvacuateRunningActualLRP(ctx, &models.EvacuateRunningActualLRPRequest{
 			ActualLrpKey: key, ActualLrpInstanceKey: ik, ActualLrpNetInfo: netInfo(c),
+			ActualLrpInternalRoutes: info.routes, MetricTags: info.tags,
 			Routable: &c.Routable, AvailabilityZone: p.zone,
 		})
 	case executor.StateCompleted:
@@ -277,7 +288,9 @@ func (p *processor) completeTask(ctx context.Context, log *slog.Logger, guid str
 func (p *processor) delete(ctx context.Context, guid string) {
 	if err := p.exec.DeleteContainer(ctx, guid); err != nil && !errors.Is(err, executor.ErrContainerNotFound) {
 		p.logger.Warn("delete container", "container_guid", guid, "error", err)
+		return
 	}
+	p.overrides.drop(guid)
 }
 
 func (p *processor) stop(ctx context.Context, guid string) {

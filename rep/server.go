@@ -66,6 +66,9 @@ type Server struct {
 	onEvacuate func() bool
 	// logs, when set, finds a container's log ring.
 	logs func(guid string) (*logs.Ring, error)
+	// updater, when set, gives instances new internal routes and metric
+	// tags: the cell's reconciler, or Containers that are an LRPUpdater.
+	updater LRPUpdater
 	// newGuid names a new instance's container.
 	newGuid func() string
 }
@@ -75,15 +78,21 @@ func NewServer(info CellInfo, containers Containers, logger *slog.Logger) *Serve
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{info: info, containers: containers, logger: logger, newGuid: uuid.NewString}
+	s := &Server{info: info, containers: containers, logger: logger, newGuid: uuid.NewString}
+	if u, ok := containers.(LRPUpdater); ok {
+		s.updater = u
+	}
+	return s
 }
 
-// SetCell connects the API to the cell's reconciler (evacuation) and its
-// executor (logs). Without it (simulated cells) Evacuate only flips the
-// flag and Logs is refused.
+// SetCell connects the API to the cell's reconciler (evacuation, instance
+// updates) and its executor (logs). Without it (simulated cells) Evacuate
+// only flips the flag, Logs is refused, and UpdateLRPInstance reaches the
+// Containers if they are an LRPUpdater.
 func (s *Server) SetCell(cell *Cell, exec Executor) {
 	s.onEvacuate = cell.Evacuate
 	s.logs = exec.Logs
+	s.updater = cell
 }
 
 // SetEvacuating marks the cell evacuating: it reports so in its state (the
@@ -206,6 +215,21 @@ func (s *Server) StopLRPInstance(ctx context.Context, req *models.StopLRPInstanc
 		return nil, err
 	}
 	return &models.StopLRPInstanceResponse{}, nil
+}
+
+// UpdateLRPInstance implements models.RepServer: the instance reports the
+// new internal routes and metric tags from now on, starting at once.
+func (s *Server) UpdateLRPInstance(ctx context.Context, req *models.UpdateLRPInstanceRequest) (*models.UpdateLRPInstanceResponse, error) {
+	if id := req.ActualLrpInstanceKey.CellId; id != s.info.CellID {
+		return nil, models.NewError(models.TypeInvalidRequest, "instance of cell %q sent to cell %q", id, s.info.CellID)
+	}
+	if s.updater == nil {
+		return nil, models.NewError(models.TypeUnavailable, "cell %s cannot update instances", s.info.CellID)
+	}
+	if err := s.updater.UpdateLRP(ctx, req); err != nil {
+		return nil, err
+	}
+	return &models.UpdateLRPInstanceResponse{}, nil
 }
 
 // CancelTask implements models.RepServer.
