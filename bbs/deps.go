@@ -14,9 +14,13 @@ type AuctionRequester interface {
 	RequestTaskAuctions(ctx context.Context, reqs []*models.TaskStartRequest) error
 }
 
-// CellClient reaches the rep of a present cell, to stop an instance or
-// cancel a task it runs.
+// CellClient reaches the rep of a present cell, to stop or update an
+// instance or cancel a task it runs.
 type CellClient interface {
 	StopLRPInstance(ctx context.Context, cell *models.CellPresence, key *models.ActualLRPKey, ik *models.ActualLRPInstanceKey) error
+	// UpdateLRPInstance gives a running instance new internal routes and
+	// metric tags, which the cell then reports in its StartActualLRP.
+	UpdateLRPInstance(ctx context.Context, cell *models.CellPresence, key *models.ActualLRPKey, ik *models.ActualLRPInstanceKey,
+		routes []*models.ActualLRPInternalRoute, tags map[string]string) error
 	CancelTask(ctx context.Context, cell *models.CellPresence, taskGuid string) error
 }

@@ -49,6 +49,7 @@ type testBBS struct {
 type bbsOptions struct {
 	insecure  bool
 	callbacks CallbackConfig
+	cells     CellClient
 }
 
 // start runs one BBS server on 127.0.0.1 until the test ends.
@@ -58,7 +59,7 @@ func (c *testCluster) start(o bbsOptions) *testBBS {
 	reg := prometheus.NewRegistry()
 	store := db.New(c.etcd, db.Config{Logger: logger, Registerer: reg})
 	callbacks := NewTaskCallbacks(store, o.callbacks, nil, logger)
-	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Logger: logger})
+	svc := NewServer(ServerDeps{Store: store, Callbacks: callbacks, Cells: o.cells, Logger: logger})
 	var tc *tls.Config
 	if !o.insecure {
 		bc := c.certs.Components["bbs"]

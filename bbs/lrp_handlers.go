@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gavel-scheduler/gavel/bbs/db"
@@ -54,16 +55,83 @@ func indicesOf(rows []*models.ActualLRP) []int32 {
 
 // UpdateDesiredLRP changes a desired LRP's mutable fields and brings its
 // instance count to the new value: new slots are created and auctioned,
-// slots past the new count are retired.
+// slots past the new count are retired. When the internal routes or metric
+// tags changed, the cells of the running instances are told.
 func (s *Server) UpdateDesiredLRP(ctx context.Context, req *models.UpdateDesiredLRPRequest) (*models.UpdateDesiredLRPResponse, error) {
 	before, after, err := s.store.UpdateDesiredLRP(ctx, req.ProcessGuid, req.Update)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.reconcileCount(ctx, before, after); err != nil {
+	err = s.reconcileCount(ctx, before, after)
+	if models.InstanceInfoChanged(before, after) {
+		s.updateInstances(ctx, after)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &models.UpdateDesiredLRPResponse{}, nil
+}
+
+// updateWorkers bounds the UpdateLRPInstance calls one update makes at once.
+const updateWorkers = 32
+
+// updateInstances asks the cell of every non-evacuating CLAIMED or RUNNING
+// instance below the LRP's instance count (the ones above are being
+// stopped) to report the LRP's internal routes and metric tags from now on.
+// It changes no BBS state: each cell's next StartActualLRP does. It is
+// best effort, as the stop calls are: what it cannot reach is logged, and
+// convergence (diego-facts §6.1 rules 13 and 14) repairs the drift later.
+func (s *Server) updateInstances(ctx context.Context, sched *models.DesiredLRPSchedulingInfo) {
+	guid := sched.ProcessGuid()
+	log := s.logger.With("process_guid", guid)
+	if s.cells == nil {
+		log.Warn("cannot update instances: this BBS has no rep client configured; convergence updates them")
+		return
+	}
+	lrps, _, err := s.store.ActualLRPs(ctx, db.ActualLRPFilter{ProcessGuid: guid})
+	if err != nil {
+		log.Warn("update instances: list actual LRPs", "error", err)
+		return
+	}
+	present, err := s.store.Cells(ctx)
+	if err != nil {
+		log.Warn("update instances: list cells", "error", err)
+		return
+	}
+	cells := make(map[string]*models.CellPresence, len(present))
+	for _, c := range present {
+		cells[c.GetCellId()] = c
+	}
+	routes, rerr := sched.InternalRoutes()
+	if rerr != nil {
+		log.Warn("bad internal routes skipped", "error", rerr)
+	}
+	sem := make(chan struct{}, updateWorkers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, a := range lrps {
+		st := a.GetState()
+		if a.GetPresence() == models.ActualLRP_EVACUATING || (st != models.ActualLRP_CLAIMED && st != models.ActualLRP_RUNNING) ||
+			a.Index() >= sched.GetInstances() {
+			continue
+		}
+		ilog := log.With("index", a.Index(), "instance_guid", a.InstanceGuid(), "cell_id", a.CellID())
+		cell := cells[a.CellID()]
+		if cell == nil {
+			ilog.Debug("instance's cell is not present; not updated")
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			tags := sched.InstanceMetricTags(a.Index(), a.InstanceGuid())
+			if err := s.cells.UpdateLRPInstance(cctx, cell, a.ActualLrpKey, a.ActualLrpInstanceKey, routes, tags); err != nil {
+				ilog.Warn("update instance", "error", err)
+			}
+		})
+	}
 }
 
 func (s *Server) reconcileCount(ctx context.Context, before, after *models.DesiredLRPSchedulingInfo) error {

@@ -370,20 +370,8 @@ func sameRunningInfo(cur *models.ActualLRP, req *models.StartActualLRPRequest) b
 	if (cur.Routable == nil) != (req.Routable == nil) || (cur.Routable != nil && *cur.Routable != *req.Routable) {
 		return false
 	}
-	if len(cur.ActualLrpInternalRoutes) != len(req.ActualLrpInternalRoutes) || len(cur.MetricTags) != len(req.MetricTags) {
-		return false
-	}
-	for i, r := range cur.ActualLrpInternalRoutes {
-		if r.GetHostname() != req.ActualLrpInternalRoutes[i].GetHostname() {
-			return false
-		}
-	}
-	for k, v := range cur.MetricTags {
-		if w, ok := req.MetricTags[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return models.EqualInternalRoutes(cur.ActualLrpInternalRoutes, req.ActualLrpInternalRoutes) &&
+		models.EqualMetricTags(cur.MetricTags, req.MetricTags)
 }
 
 // CrashActualLRP records that an instance exited. The crash count follows the
