@@ -35,7 +35,7 @@ func BenchmarkBulkSync250(b *testing.B) {
 	}}); err != nil {
 		b.Fatal(err)
 	}
-	if err := startCellRunner(b, cell); err != nil {
+	if _, err := startCellRunner(b, cell); err != nil {
 		b.Fatal(err)
 	}
 	var work []*models.LRPWork

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,15 +73,18 @@ func startRuncExecutor(t testing.TB, o runcOptions) *executor.Executor {
 	return exec
 }
 
-// startCellRunner runs the cell's reconciliation until the test ends.
-func startCellRunner(t testing.TB, cell *Cell) error {
+// startCellRunner runs the cell's reconciliation until stop is called or
+// the test ends.
+func startCellRunner(t testing.TB, cell *Cell) (stop func(), err error) {
 	signals, ready, done := make(chan os.Signal, 1), make(chan struct{}), make(chan error, 1)
 	go func() { done <- cell.Run(signals, ready) }()
 	select {
 	case <-ready:
 	case err := <-done:
-		return fmt.Errorf("cell: %w", err)
+		return nil, fmt.Errorf("cell: %w", err)
 	}
-	t.Cleanup(func() { signals <- os.Interrupt; <-done })
-	return nil
+	var once sync.Once
+	stop = func() { once.Do(func() { signals <- os.Interrupt; <-done }) }
+	t.Cleanup(stop)
+	return stop, nil
 }

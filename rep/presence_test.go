@@ -16,12 +16,12 @@ import (
 )
 
 // startBBS serves a plaintext BBS over a fresh embedded etcd.
-func startBBS(t testing.TB) models.BBSClient {
+func startBBS(t testing.TB, opts ...bbs.RunnerOption) models.BBSClient {
 	t.Helper()
 	_, etcd := etcdembed.StartForTest(t)
 	cfg := bbs.DefaultConfig()
 	cfg.ListenAddress, cfg.Insecure, cfg.DebugAddress = "127.0.0.1:0", true, ""
-	runner := bbs.NewRunner(cfg, etcd, nil, quietLogger())
+	runner := bbs.NewRunner(cfg, etcd, nil, quietLogger(), opts...)
 	proc := ifrit.Invoke(runner)
 	t.Cleanup(func() { proc.Signal(os.Interrupt); <-proc.Wait() })
 	conn, err := grpc.NewClient(runner.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
