@@ -60,8 +60,10 @@ func startProc(t testing.TB, name string, args ...string) *devProcess {
 	p := &devProcess{cmd: cmd, log: log}
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
+			left := descendants(p.cmd.Process.Pid)
 			_ = p.cmd.Process.Signal(syscall.SIGTERM)
 			_ = p.cmd.Wait()
+			reapLater(left)
 		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, log.String())
@@ -70,12 +72,15 @@ func startProc(t testing.TB, name string, args ...string) *devProcess {
 	return p
 }
 
+// kill sends SIGKILL and reaps what the process leaves to this one.
 func (p *devProcess) kill(t testing.TB) {
 	t.Helper()
+	left := descendants(p.cmd.Process.Pid)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = p.cmd.Wait()
+	reapLater(left)
 }
 
 // TestCellDeathIsRepaired: 3 cells as separate processes, an LRP of 6;
