@@ -15,7 +15,7 @@ import (
 // Defaults of DaemonConfig beyond the backend's.
 const (
 	DefaultBindSocket   = "/run/gavel/garden.sock"
-	DefaultDebugAddress = "127.0.0.1:17019"
+	DefaultDebugAddress = "127.0.0.1:17022"
 )
 
 // DaemonConfig is the configuration of `gavel garden`: where the Garden API
