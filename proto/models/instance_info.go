@@ -163,12 +163,41 @@ type Drift struct {
 func (d Drift) Any() bool { return d.InternalRoutes || d.MetricTags }
 
 // InstanceDrift compares a row's stored internal routes and metric tags
-// with what s gives for that instance, and returns those wanted values.
-func (s *DesiredLRPSchedulingInfo) InstanceDrift(a *ActualLRP) (Drift, []*ActualLRPInternalRoute, map[string]string) {
-	routes, _ := s.InternalRoutes()
-	tags := s.InstanceMetricTags(a.Index(), a.InstanceGuid())
+// with what its desired LRP gives it: the desired LRP's InternalRoutes
+// (the same for every instance, so a caller checking many rows reads them
+// once) and its metric tags resolved for the row's index and instance guid.
+func InstanceDrift(a *ActualLRP, routes []*ActualLRPInternalRoute, tags map[string]*MetricTagValue) Drift {
 	return Drift{
 		InternalRoutes: !EqualInternalRoutes(a.GetActualLrpInternalRoutes(), routes),
-		MetricTags:     !EqualMetricTags(a.GetMetricTags(), tags),
-	}, routes, tags
+		MetricTags:     !MetricTagsMatch(a.GetMetricTags(), tags, a.Index(), a.InstanceGuid()),
+	}
+}
+
+// MetricTagsMatch reports whether stored equals
+// ResolveMetricTags(tags, index, instanceGuid) without building that map:
+// the converger checks every running instance on every pass.
+func MetricTagsMatch(stored map[string]string, tags map[string]*MetricTagValue, index int32, instanceGuid string) bool {
+	n := 0
+	var idx string
+	for k, t := range tags {
+		var want string
+		switch {
+		case t.GetStatic() != "":
+			want = t.GetStatic()
+		case t.GetDynamic() == MetricTagValue_INDEX:
+			if idx == "" {
+				idx = strconv.Itoa(int(index))
+			}
+			want = idx
+		case t.GetDynamic() == MetricTagValue_INSTANCE_GUID:
+			want = instanceGuid
+		default:
+			continue
+		}
+		n++
+		if got, ok := stored[k]; !ok || got != want {
+			return false
+		}
+	}
+	return n == len(stored)
 }

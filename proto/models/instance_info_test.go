@@ -140,6 +140,51 @@ func TestResolveMetricTags(t *testing.T) {
 	}
 }
 
+// MetricTagsMatch agrees with resolving and comparing, on every pairing of
+// declarations and stored tags below.
+func TestMetricTagsMatchAgreesWithResolve(t *testing.T) {
+	decls := []map[string]*MetricTagValue{
+		nil,
+		{},
+		{"index": {Dynamic: MetricTagValue_INDEX}},
+		{"index": {Dynamic: MetricTagValue_INDEX}, "id": {Dynamic: MetricTagValue_INSTANCE_GUID}},
+		{"app": {Static: "web"}, "index": {Dynamic: MetricTagValue_INDEX}},
+		{"app": {Static: "web"}, "bad": {}, "worse": {Dynamic: 9}},
+		{"bad": {}},
+	}
+	stored := []map[string]string{
+		nil,
+		{},
+		{"index": "4"},
+		{"index": "5"},
+		{"index": "4", "id": "ig"},
+		{"index": "4", "id": "other"},
+		{"app": "web", "index": "4"},
+		{"app": "web"},
+		{"app": "web", "bad": ""},
+		{"id": "ig", "index": "4", "extra": "x"},
+	}
+	for i, d := range decls {
+		for j, s := range stored {
+			want := EqualMetricTags(s, ResolveMetricTags(d, 4, "ig"))
+			if got := MetricTagsMatch(s, d, 4, "ig"); got != want {
+				t.Errorf("declarations %d %v, stored %d %v: match %v, want %v", i, d, j, s, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkMetricTagsMatch(b *testing.B) {
+	decl := map[string]*MetricTagValue{"index": {Dynamic: MetricTagValue_INDEX}, "app": {Static: "web"}}
+	stored := map[string]string{"index": "42", "app": "web"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !MetricTagsMatch(stored, decl, 42, "ig") {
+			b.Fatal("no match")
+		}
+	}
+}
+
 func internalRouterValue(t testing.TB, hosts ...string) map[string]*structpb.Value {
 	t.Helper()
 	list := []any{}
@@ -186,13 +231,14 @@ func TestInstanceDrift(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, routes, tags := tc.sched.InstanceDrift(tc.row)
+			routes, _ := tc.sched.InternalRoutes()
+			got := InstanceDrift(tc.row, routes, tc.sched.GetMetricTags())
 			if got != tc.want || got.Any() != (tc.want != Drift{}) {
 				t.Errorf("drift = %+v, want %+v", got, tc.want)
 			}
 			// The wanted values, stored, are in step.
-			fixed := row(hostnames(routes), tags)
-			if d, _, _ := tc.sched.InstanceDrift(fixed); d.Any() {
+			tags := tc.sched.InstanceMetricTags(tc.row.Index(), tc.row.InstanceGuid())
+			if d := InstanceDrift(row(hostnames(routes), tags), routes, tc.sched.GetMetricTags()); d.Any() {
 				t.Errorf("the wanted values still drift: %+v", d)
 			}
 		})
