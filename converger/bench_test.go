@@ -52,6 +52,8 @@ func writeSynthetic(tb testing.TB, client *clientv3.Client) {
 			DesiredLrpKey: &models.DesiredLRPKey{ProcessGuid: guid, Domain: "apps", LogGuid: guid}, Instances: benchPerDesired,
 			DesiredLrpResource: &models.DesiredLRPResource{MemoryMb: 256, DiskMb: 1024}, Rootfs: "preloaded:cflinuxfs4",
 			ModificationTag: &models.ModificationTag{Epoch: "e-" + guid, Index: 1},
+			Routes:          internalRouter(guid + ".apps.internal"),
+			MetricTags:      map[string]*models.MetricTagValue{"index": {Dynamic: models.MetricTagValue_INDEX}},
 		})
 		for i := range int32(benchPerDesired) {
 			cell := fmt.Sprintf("cell-%03d", (d*benchPerDesired+int(i))%benchCells)
@@ -61,9 +63,10 @@ func writeSynthetic(tb testing.TB, client *clientv3.Client) {
 				ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "10.0.0.1", InstanceAddress: "10.254.0.2",
 					Ports: []*models.PortMapping{{ContainerPort: 8080, HostPort: uint32(40000 + i)}}},
 				State: models.ActualLRP_RUNNING, Since: since, Presence: models.ActualLRP_ORDINARY,
-				ModificationTag:  &models.ModificationTag{Epoch: fmt.Sprintf("e-%s-%d", guid, i), Index: 3},
-				MetricTags:       map[string]string{"index": fmt.Sprint(i)},
-				AvailabilityZone: "z1",
+				ModificationTag:         &models.ModificationTag{Epoch: fmt.Sprintf("e-%s-%d", guid, i), Index: 3},
+				ActualLrpInternalRoutes: []*models.ActualLRPInternalRoute{{Hostname: guid + ".apps.internal"}},
+				MetricTags:              map[string]string{"index": fmt.Sprint(i)},
+				AvailabilityZone:        "z1",
 			})
 		}
 	}
@@ -130,6 +133,9 @@ func benchPass(b *testing.B, missing int) {
 		}
 		if p.Counts.Running+p.Counts.Unclaimed != benchDesired*benchPerDesired-missing || p.Counts.Missing != missing {
 			b.Fatalf("pass saw %+v", p.Counts)
+		}
+		if len(p.UpdateInstances) != 0 {
+			b.Fatalf("%d instances drifted from their desired LRP", len(p.UpdateInstances))
 		}
 		if missing > 0 && applied(r, "create_missing") != missing {
 			b.Fatalf("pass recreated %+v", r.Actions["create_missing"])

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
@@ -15,14 +17,35 @@ type AuctionRequester interface {
 	RequestTaskAuctions(ctx context.Context, reqs []*models.TaskStartRequest) error
 }
 
-// Executor carries out plans through the BBS and the auctioneer.
+// CellUpdater reaches the rep of a present cell to give an instance new
+// internal routes and metric tags (rep.Client).
+type CellUpdater interface {
+	UpdateLRPInstance(ctx context.Context, cell *models.CellPresence, key *models.ActualLRPKey, ik *models.ActualLRPInstanceKey,
+		routes []*models.ActualLRPInternalRoute, tags map[string]string) error
+}
+
+// ActionUpdateInstance names the rep updates of §6.1.13 and §6.1.14 in
+// reports, metrics and printed plans.
+const ActionUpdateInstance = "update_lrp_instance"
+
+// Limits on a pass's rep updates: Diego's convergence_workers and
+// communication_timeout.
+const (
+	updateWorkers = 20
+	updateTimeout = 10 * time.Second
+)
+
+// Executor carries out plans through the BBS, the auctioneer and the reps.
 type Executor struct {
 	BBS models.BBSClient
 	// Auctions may be nil: instances left UNCLAIMED are then auctioned by a
 	// later pass once an auctioneer answers.
 	Auctions AuctionRequester
-	Metrics  *Metrics
-	Logger   *slog.Logger
+	// Cells may be nil: instance updates then fail, and a later pass tries
+	// again.
+	Cells   CellUpdater
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // ActionCounts are the results of one kind of action.
@@ -59,8 +82,9 @@ func (r *Report) count(o *models.ConvergenceOutcome) {
 }
 
 // Execute stores the plan's memory of the cells, applies the repairs rule
-// by rule, and sends every start request of the pass as one batch of LRPs
-// and one of tasks. Storing the memory first fences a converger that is no
+// by rule, asks the reps to update instances whose internal routes or
+// metric tags drifted, and sends every start request of the pass as one
+// batch of LRPs and one of tasks. Storing the memory first fences a converger that is no
 // longer the only one: if another saved since this plan's snapshot, the save
 // is refused and nothing is done.
 func (e *Executor) Execute(ctx context.Context, p *Plan) (*Report, error) {
@@ -108,6 +132,18 @@ func (e *Executor) Execute(ctx context.Context, p *Plan) (*Report, error) {
 		}
 	}
 
+	if r, ok := e.Cells.(interface{ Retain(addrs map[string]bool) }); ok {
+		// Connections to reps of cells that left are closed (rep.Client).
+		addrs := make(map[string]bool, len(p.cells))
+		for _, c := range p.cells {
+			addrs[c.GetRepAddress()] = true
+		}
+		r.Retain(addrs)
+	}
+	for _, o := range e.updateInstances(ctx, p.UpdateInstances) {
+		outcome(o)
+	}
+
 	lrps := p.startRequests(auction)
 	tasks := make([]*models.TaskStartRequest, len(p.AuctionTasks))
 	for i, t := range p.AuctionTasks {
@@ -133,4 +169,32 @@ func (e *Executor) Execute(ctx context.Context, p *Plan) (*Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// updateInstances asks the reps to update the drifted instances, at most
+// updateWorkers at once, and reports one outcome per instance in plan
+// order. An update changes no BBS state: the cell's StartActualLRP does.
+func (e *Executor) updateInstances(ctx context.Context, updates []InstanceUpdate) []*models.ConvergenceOutcome {
+	out := make([]*models.ConvergenceOutcome, len(updates))
+	sem := make(chan struct{}, updateWorkers)
+	var wg sync.WaitGroup
+	for i, u := range updates {
+		o := &models.ConvergenceOutcome{Action: ActionUpdateInstance, ActualLrpKey: u.Actual.GetActualLrpKey(), Result: models.ConvergenceOutcome_APPLIED}
+		out[i] = o
+		if e.Cells == nil {
+			o.Result, o.Reason = models.ConvergenceOutcome_FAILED, "no rep client configured"
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(ctx, updateTimeout)
+			defer cancel()
+			if err := e.Cells.UpdateLRPInstance(ctx, u.Cell, u.Actual.GetActualLrpKey(), u.Actual.GetActualLrpInstanceKey(), u.InternalRoutes, u.MetricTags); err != nil {
+				o.Result, o.Reason = models.ConvergenceOutcome_FAILED, err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

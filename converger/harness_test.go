@@ -22,11 +22,13 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/etcdembed"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
+	"github.com/gavel-scheduler/gavel/rep"
 )
 
 // env is a real system without cells: an embedded etcd, a BBS and an
-// auctioneer over mutual TLS on 127.0.0.1, and a converger whose clock runs
-// ahead of the real one by an offset the test sets.
+// auctioneer over mutual TLS on 127.0.0.1, and a converger (reaching reps
+// over mutual TLS) whose clock runs ahead of the real one by an offset the
+// test sets.
 type env struct {
 	t       testing.TB
 	etcd    *clientv3.Client
@@ -114,6 +116,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	auctions := auctioneer.NewClient(client, auctioneer.ElectionKey("/gavel/v1"), ccTLS)
 	t.Cleanup(auctions.Close)
+	reps := rep.NewClient(ccTLS)
+	t.Cleanup(reps.Close)
 	e.bbs = models.NewBBSClient(clientTLS("converger"))
 	e.metrics = NewMetrics(prometheus.NewRegistry())
 	var requester AuctionRequester = auctions
@@ -122,7 +126,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.conv = &Converger{
 		BBS:      e.bbs,
-		Executor: &Executor{BBS: e.bbs, Auctions: requester, Metrics: e.metrics, Logger: logger},
+		Executor: &Executor{BBS: e.bbs, Auctions: requester, Cells: reps, Metrics: e.metrics, Logger: logger},
 		Settings: DefaultSettings(), Name: "test", Metrics: e.metrics, Logger: logger,
 		Now: func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) },
 	}
@@ -217,11 +221,14 @@ func (e *env) start(guid string, index int32, cell string) {
 	e.startRunning(guid, index, cell)
 }
 
+// startRunning starts an instance on cell with the metric tags desiredLRP
+// gives it, as its rep would.
 func (e *env) startRunning(guid string, index int32, cell string) {
 	e.t.Helper()
 	if _, err := e.bbs.StartActualLRP(e.ctx(), &models.StartActualLRPRequest{
 		ActualLrpKey: &models.ActualLRPKey{ProcessGuid: guid, Index: index, Domain: "apps"}, ActualLrpInstanceKey: instanceKey(guid, index, cell),
 		ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "127.0.0.1", Ports: []*models.PortMapping{{ContainerPort: 8080, HostPort: uint32(61000 + index)}}},
+		MetricTags:       map[string]string{"index": fmt.Sprint(index)},
 	}); err != nil {
 		e.t.Fatal(err)
 	}

@@ -43,6 +43,17 @@ type Retirement struct {
 	Desired *models.DesiredLRPSchedulingInfo
 }
 
+// InstanceUpdate is a RUNNING instance whose stored internal routes or
+// metric tags differ from what its desired LRP gives it (Drift says which):
+// its cell is asked to report InternalRoutes and MetricTags from now on.
+type InstanceUpdate struct {
+	Actual         *models.ActualLRP
+	Cell           *models.CellPresence
+	Drift          models.Drift
+	InternalRoutes []*models.ActualLRPInternalRoute
+	MetricTags     map[string]string
+}
+
 // Counts describe the actual state a pass saw (Diego's convergence metrics).
 type Counts struct {
 	// ORDINARY rows by state.
@@ -90,6 +101,9 @@ type Plan struct {
 	RemoveExtraSuspect    []*models.ActualLRP // §6.1.9 replacement RUNNING
 	PromoteSuspect        []*models.ActualLRP // §6.1.10 cell back
 	RestartCrashed        []*models.ActualLRP // §6.1.12 unclaimed and auctioned
+	// §6.1.13 internal-route drift, §6.1.14 metric-tag drift: one rep
+	// UpdateLRPInstance per instance, whichever drifted.
+	UpdateInstances []InstanceUpdate
 
 	// Task rules, in execution order.
 	ExpirePending   []*models.Task // §6.2.1
@@ -106,6 +120,7 @@ type Plan struct {
 	State *models.ConvergerState
 
 	desired map[string]*models.DesiredLRPSchedulingInfo
+	cells   []*models.CellPresence
 }
 
 // slot is the rows of one index, one per presence.
@@ -134,7 +149,7 @@ func Calculate(s Snapshot, set Settings) *Plan {
 	}
 	now := s.Now.UnixNano()
 	p := &Plan{Now: s.Now, Revision: s.Revision, Settings: set,
-		desired: make(map[string]*models.DesiredLRPSchedulingInfo, len(s.Desired))}
+		desired: make(map[string]*models.DesiredLRPSchedulingInfo, len(s.Desired)), cells: s.Cells}
 	for _, d := range s.Desired {
 		p.desired[d.ProcessGuid()] = d
 	}
@@ -166,8 +181,10 @@ func Calculate(s Snapshot, set Settings) *Plan {
 		}
 	}
 	present := make(map[string]bool, len(s.Cells))
+	presences := make(map[string]*models.CellPresence, len(s.Cells))
 	for _, c := range s.Cells {
 		present[c.GetCellId()] = true
+		presences[c.GetCellId()] = c
 	}
 	var next *models.ConvergerState
 	p.Cells, next = evaluateCells(s.State, present, referenced, s.Confirmation, now, set)
@@ -322,8 +339,43 @@ func Calculate(s Snapshot, set Settings) *Plan {
 	}
 	p.Counts.CrashingDesired = len(crashing)
 
+	p.UpdateInstances = planInstanceUpdates(order, p.desired, presences)
+
 	planTasks(p, s.Tasks, present, held, now, set)
 	return p
+}
+
+// planInstanceUpdates applies §6.1.13 and §6.1.14: every RUNNING ORDINARY
+// instance that its desired LRP wants, on a present cell, whose stored
+// internal routes or metric tags differ from what the desired LRP gives
+// it. (An instance on a lost cell is §6.1.5's; a CLAIMED one reports its
+// values when it starts.)
+func planInstanceUpdates(order []*slot, desired map[string]*models.DesiredLRPSchedulingInfo, cells map[string]*models.CellPresence) []InstanceUpdate {
+	var out []InstanceUpdate
+	routes := make(map[string][]*models.ActualLRPInternalRoute)
+	for _, sl := range order {
+		ord := sl.get(models.ActualLRP_ORDINARY)
+		d := desired[sl.guid]
+		if ord == nil || d == nil || ord.State != models.ActualLRP_RUNNING || sl.index >= d.GetInstances() {
+			continue
+		}
+		cell := cells[ord.CellID()]
+		if cell == nil {
+			continue
+		}
+		r, ok := routes[sl.guid]
+		if !ok {
+			// Bad entries are skipped the way the rep skips them, so
+			// both sides want the same routes.
+			r, _ = d.InternalRoutes()
+			routes[sl.guid] = r
+		}
+		if drift := models.InstanceDrift(ord, r, d.GetMetricTags()); drift.Any() {
+			out = append(out, InstanceUpdate{Actual: ord, Cell: cell, Drift: drift, InternalRoutes: r,
+				MetricTags: d.InstanceMetricTags(sl.index, ord.InstanceGuid())})
+		}
+	}
+	return out
 }
 
 // planTasks applies the task rules (diego-facts §6.2).
@@ -380,6 +432,6 @@ func planTasks(p *Plan, tasks []*models.Task, present, held map[string]bool, now
 func (p *Plan) Empty() bool {
 	return len(p.RemoveEvacuating)+len(p.StaleUnclaimed)+len(p.Suspect)+len(p.UnclaimLost)+len(p.Missing)+
 		len(p.Retire)+len(p.RemoveOrphanedSuspect)+len(p.RemoveExtraSuspect)+len(p.PromoteSuspect)+
-		len(p.RestartCrashed)+len(p.ExpirePending)+len(p.AuctionTasks)+len(p.FailOnLostCell)+
+		len(p.RestartCrashed)+len(p.UpdateInstances)+len(p.ExpirePending)+len(p.AuctionTasks)+len(p.FailOnLostCell)+
 		len(p.DemoteResolving)+len(p.DeleteCompleted)+len(p.KickCallbacks) == 0
 }

@@ -2,10 +2,13 @@ package converger
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
@@ -39,6 +42,44 @@ type row struct {
 	since    time.Duration // ago
 	crashes  int32
 	domain   string
+	// routes and tags are the stored internal routes and metric tags.
+	routes []string
+	tags   map[string]string
+}
+
+// instanceGuid is the guid lrp gives the row's instance.
+func (r row) instanceGuid() string { return fmt.Sprintf("i-%s-%d-%d", r.guid, r.index, r.presence) }
+
+// with stores internal routes and metric tags on the row.
+func (r row) with(routes []string, tags map[string]string) row {
+	r.routes, r.tags = routes, tags
+	return r
+}
+
+// routed is desired(guid, instances) with internal routes and metric tags
+// resolving to {"index": <index>, "id": <instance guid>, "app": "web"}.
+func routed(guid string, instances int32, hosts ...string) *models.DesiredLRPSchedulingInfo {
+	d := desired(guid, instances)
+	d.Routes = internalRouter(hosts...)
+	d.MetricTags = map[string]*models.MetricTagValue{
+		"index": {Dynamic: models.MetricTagValue_INDEX}, "id": {Dynamic: models.MetricTagValue_INSTANCE_GUID}, "app": {Static: "web"},
+	}
+	return d
+}
+
+// internalRouter is a routes map of one internal-router entry for hosts.
+func internalRouter(hosts ...string) map[string]*structpb.Value {
+	list := make([]*structpb.Value, len(hosts))
+	for i, h := range hosts {
+		list[i] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"hostname": structpb.NewStringValue(h)}})
+	}
+	return map[string]*structpb.Value{models.InternalRouter: structpb.NewListValue(&structpb.ListValue{Values: list})}
+}
+
+// inStep is a running row carrying what routed gives it.
+func inStep(guid string, index int32, cell string, hosts ...string) row {
+	r := running(guid, index, cell)
+	return r.with(hosts, map[string]string{"index": fmt.Sprint(index), "id": r.instanceGuid(), "app": "web"})
 }
 
 func (r row) lrp() *models.ActualLRP {
@@ -55,8 +96,12 @@ func (r row) lrp() *models.ActualLRP {
 		ModificationTag: &models.ModificationTag{Epoch: fmt.Sprintf("%s-%d-%d", r.guid, r.index, r.presence), Index: 2},
 	}
 	if r.cell != "" {
-		a.ActualLrpInstanceKey = &models.ActualLRPInstanceKey{InstanceGuid: fmt.Sprintf("i-%s-%d-%d", r.guid, r.index, r.presence), CellId: r.cell}
+		a.ActualLrpInstanceKey = &models.ActualLRPInstanceKey{InstanceGuid: r.instanceGuid(), CellId: r.cell}
 	}
+	for _, h := range r.routes {
+		a.ActualLrpInternalRoutes = append(a.ActualLrpInternalRoutes, &models.ActualLRPInternalRoute{Hostname: h})
+	}
+	a.MetricTags = r.tags
 	return a
 }
 
@@ -129,7 +174,7 @@ func (w world) snapshot() Snapshot {
 		s.Tasks = append(s.Tasks, t.proto())
 	}
 	for _, c := range w.cells {
-		s.Cells = append(s.Cells, &models.CellPresence{CellId: c})
+		s.Cells = append(s.Cells, &models.CellPresence{CellId: c, RepAddress: "rep-of-" + c})
 	}
 	if s.State == nil {
 		known := w.known
@@ -292,16 +337,52 @@ func TestCalculateLRPRules(t *testing.T) {
 			},
 			cells: three,
 		}, []string{"restart_crashed web/0", "restart_crashed web/2", "restart_crashed web/4"}},
+		{"6.1.13 a running instance whose internal routes drifted is updated", world{
+			desired: []*models.DesiredLRPSchedulingInfo{routed("web", 3, "web.apps.internal", "api.apps.internal")},
+			rows: []row{
+				inStep("web", 0, "cell-1", "web.apps.internal", "api.apps.internal"),
+				inStep("web", 1, "cell-2", "web.apps.internal"),
+				inStep("web", 2, "cell-3", "api.apps.internal", "web.apps.internal"),
+			},
+			cells: three,
+		}, []string{"update_lrp_instance web/1@cell-2", "update_lrp_instance web/2@cell-3"}},
+		{"6.1.14 a running instance whose metric tags drifted is updated", world{
+			desired: []*models.DesiredLRPSchedulingInfo{routed("web", 4, "web.apps.internal")},
+			rows: []row{
+				inStep("web", 0, "cell-1", "web.apps.internal"),
+				inStep("web", 1, "cell-2", "web.apps.internal").with([]string{"web.apps.internal"}, map[string]string{"index": "0", "id": "i-web-1-0", "app": "web"}),
+				inStep("web", 2, "cell-3", "web.apps.internal").with([]string{"web.apps.internal"}, nil),
+				inStep("web", 3, "cell-3", "web.apps.internal").with([]string{"web.apps.internal"},
+					map[string]string{"index": "3", "id": "i-web-3-0", "app": "web", "extra": "x"}),
+			},
+			cells: three,
+		}, []string{"update_lrp_instance web/1@cell-2", "update_lrp_instance web/2@cell-3", "update_lrp_instance web/3@cell-3"}},
+		{"6.1.13/14 only running ORDINARY instances the desired LRP wants, on present cells", world{
+			desired: []*models.DesiredLRPSchedulingInfo{routed("web", 4, "web.apps.internal"), desired("plain", 1)},
+			rows: []row{
+				{guid: "web", index: 0, state: models.ActualLRP_CLAIMED, cell: "cell-1"}, // reports when it starts
+				{guid: "web", index: 0, state: models.ActualLRP_RUNNING, presence: models.ActualLRP_EVACUATING, cell: "cell-2"},
+				running("web", 1, "cell-4"), // lost cell: §6.1.5
+				suspect("web", 2, "cell-4"), unclaimed("web", 2, time.Second),
+				crashed("web", 3, 5, time.Second),
+				running("web", 4, "cell-1"),   // extra: retired
+				running("gone", 0, "cell-2"),  // orphan: retired
+				running("plain", 0, "cell-3"), // no routes, no tags, none stored
+			},
+			cells: three,
+		}, []string{"suspect web/1@cell-4", "retire web/4@cell-1", "retire gone/0@cell-2"}},
 		{"rules run in the order of §6.1", world{
-			desired: []*models.DesiredLRPSchedulingInfo{desired("web", 3), desired("api", 1)},
+			desired: []*models.DesiredLRPSchedulingInfo{desired("web", 4), routed("api", 1, "api.apps.internal")},
 			rows: []row{
 				crashed("api", 0, 3, time.Hour),
 				running("api", 1, "cell-1"),
 				running("web", 0, "cell-4"),
 				unclaimed("web", 1, time.Hour),
+				running("web", 2, "cell-2").with([]string{"stale.apps.internal"}, nil),
 			},
 			cells: three,
-		}, []string{"auction_stale_unclaimed web/1", "suspect web/0@cell-4", "create_missing web[2]", "retire api/1@cell-1", "restart_crashed api/0"}},
+		}, []string{"auction_stale_unclaimed web/1", "suspect web/0@cell-4", "create_missing web[3]", "retire api/1@cell-1", "restart_crashed api/0",
+			"update_lrp_instance web/2@cell-2"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,6 +394,55 @@ func TestCalculateLRPRules(t *testing.T) {
 				t.Fatalf("guard raised: %+v", p.Cells)
 			}
 		})
+	}
+}
+
+// An update carries which of the two drifted, the values the desired LRP
+// gives the instance, and the cell's presence to reach its rep at.
+func TestCalculateInstanceUpdates(t *testing.T) {
+	w := world{
+		desired: []*models.DesiredLRPSchedulingInfo{routed("web", 3, "web.apps.internal")},
+		rows: []row{
+			inStep("web", 0, "cell-1", "old.apps.internal"),
+			inStep("web", 1, "cell-2", "web.apps.internal").with([]string{"web.apps.internal"}, map[string]string{"index": "1"}),
+			running("web", 2, "cell-3"),
+		},
+		cells: three,
+	}
+	p := Calculate(w.snapshot(), DefaultSettings())
+	if len(p.UpdateInstances) != 3 {
+		t.Fatalf("updates %v", describe(p))
+	}
+	wantDrift := []models.Drift{{InternalRoutes: true}, {MetricTags: true}, {InternalRoutes: true, MetricTags: true}}
+	wantRule := []string{"6.1.13", "6.1.14", "6.1.13+14"}
+	actions := p.Actions()
+	for i, u := range p.UpdateInstances {
+		if u.Drift != wantDrift[i] || actions[i].Rule != wantRule[i] {
+			t.Errorf("update %d: drift %+v rule %s, want %+v %s", i, u.Drift, actions[i].Rule, wantDrift[i], wantRule[i])
+		}
+		wantTags := map[string]string{"index": fmt.Sprint(i), "id": w.rows[i].instanceGuid(), "app": "web"}
+		if len(u.InternalRoutes) != 1 || u.InternalRoutes[0].Hostname != "web.apps.internal" || !maps.Equal(u.MetricTags, wantTags) {
+			t.Errorf("update %d carries %v %v", i, u.InternalRoutes, u.MetricTags)
+		}
+		if u.Cell.GetRepAddress() != "rep-of-"+w.rows[i].cell || u.Actual.InstanceGuid() != w.rows[i].instanceGuid() {
+			t.Errorf("update %d goes to %v for %s", i, u.Cell, u.Actual.InstanceGuid())
+		}
+	}
+	if p.Empty() {
+		t.Fatal("a plan of updates reads as empty")
+	}
+
+	// Bad internal-router entries are skipped, as the rep skips them: an
+	// instance carrying the good ones is in step.
+	d := routed("web", 1)
+	bad, err := structpb.NewValue([]any{"junk", map[string]any{"hostname": "web.apps.internal"}, map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Routes[models.InternalRouter] = bad
+	w = world{desired: []*models.DesiredLRPSchedulingInfo{d}, rows: []row{inStep("web", 0, "cell-1", "web.apps.internal")}, cells: three}
+	if p := Calculate(w.snapshot(), DefaultSettings()); len(p.UpdateInstances) != 0 {
+		t.Fatalf("malformed routes: %v", describe(p))
 	}
 }
 

@@ -80,6 +80,16 @@ func (p *Plan) Actions() []Action {
 	for _, a := range p.RestartCrashed {
 		lrp("6.1.12", "restart_crashed", a, fmt.Sprintf("crash count %d", a.GetCrashCount()))
 	}
+	for _, u := range p.UpdateInstances {
+		rule, detail := "6.1.13", "internal routes drifted"
+		switch {
+		case u.Drift.InternalRoutes && u.Drift.MetricTags:
+			rule, detail = "6.1.13+14", "internal routes and metric tags drifted"
+		case u.Drift.MetricTags:
+			rule, detail = "6.1.14", "metric tags drifted"
+		}
+		lrp(rule, ActionUpdateInstance, u.Actual, detail)
+	}
 	for _, t := range p.ExpirePending {
 		task("6.2.1", "expire_pending", t)
 	}

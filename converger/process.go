@@ -23,6 +23,7 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/gossip"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
+	"github.com/gavel-scheduler/gavel/rep"
 )
 
 // Process is one converger daemon: its gossip node and its candidacy; while
@@ -95,6 +96,8 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	defer bbsConn.Close()
 	auctions := auctioneer.NewClient(p.etcd, auctioneer.ElectionKey(p.cfg.KeyPrefix), clientTLS)
 	defer auctions.Close()
+	reps := rep.NewClient(clientTLS)
+	defer reps.Close()
 
 	name := p.cfg.name()
 	var key []byte
@@ -117,7 +120,7 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	bbs := models.NewBBSClient(bbsConn)
 	conv := &Converger{
 		BBS:      bbs,
-		Executor: &Executor{BBS: bbs, Auctions: auctions, Metrics: metrics, Logger: p.logger},
+		Executor: &Executor{BBS: bbs, Auctions: auctions, Cells: reps, Metrics: metrics, Logger: p.logger},
 		Settings: p.cfg.Settings(), Name: name, PassTimeout: p.cfg.CommunicationTimeout.D(),
 		Metrics: metrics, Logger: p.logger,
 	}
