@@ -85,10 +85,11 @@ type actual struct {
 			HostPort      uint32 `json:"host_port"`
 		} `json:"ports"`
 	} `json:"actual_lrp_net_info"`
-	State          string `json:"state"`
-	Presence       string `json:"presence"`
-	CrashCount     int32  `json:"crash_count"`
-	PlacementError string `json:"placement_error"`
+	State          string            `json:"state"`
+	Presence       string            `json:"presence"`
+	CrashCount     int32             `json:"crash_count"`
+	PlacementError string            `json:"placement_error"`
+	MetricTags     map[string]string `json:"metric_tags"`
 }
 
 func (a actual) url() string {
@@ -205,6 +206,9 @@ func TestWalkthrough(t *testing.T) {
 	for i, a := range inst {
 		if code, body := get(a.url()); code != 200 || strings.TrimSpace(body) != fmt.Sprintf("hello from instance %d", i) {
 			t.Fatalf("instance %d at %s: %d %q", i, a.url(), code, body)
+		}
+		if len(a.MetricTags) != 1 || a.MetricTags["index"] != fmt.Sprint(i) { // metric_tags index: dynamic INDEX
+			t.Fatalf("instance %d metric tags %v", i, a.MetricTags)
 		}
 	}
 	// The route emitter serves them to Envoy (an ADS client here): the
