@@ -258,7 +258,8 @@ func TestConvergerGuardAndCLI(t *testing.T) {
 		key := &models.ActualLRPInstanceKey{InstanceGuid: fmt.Sprintf("web-%d", i), CellId: cell}
 		if _, err := s.bbs.StartActualLRP(ctx, &models.StartActualLRPRequest{
 			ActualLrpKey: &models.ActualLRPKey{ProcessGuid: "web", Index: int32(i), Domain: "apps"}, ActualLrpInstanceKey: key,
-			ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "127.0.0.1"}}); err != nil {
+			ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "127.0.0.1"},
+			MetricTags:       map[string]string{"index": fmt.Sprint(i)}}); err != nil { // as a rep reports them
 			t.Fatal(err)
 		}
 	}
