@@ -2,14 +2,14 @@ package auctioneer
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/gavel-scheduler/gavel/internal/config"
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/etcdclient"
+	"github.com/gavel-scheduler/gavel/internal/gossip"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 )
 
 // Config is the auctioneer daemon's configuration. Every key can come from
@@ -29,13 +29,9 @@ type Config struct {
 	KeyPrefix string `json:"key_prefix"`
 	// BBSAddress is where placement failures are reported.
 	BBSAddress string `json:"bbs_address"`
-	// CACert, Cert and Key are the mutual TLS material: the API serves
-	// with it, and the auctioneer presents it to the BBS and the reps.
-	CACert string `json:"ca_cert"`
-	Cert   string `json:"cert"`
-	Key    string `json:"key"`
-	// Insecure serves and dials plaintext gRPC.
-	Insecure bool `json:"insecure"`
+	// ca_cert, cert, key, insecure: the API serves with the certificate,
+	// and the auctioneer presents it to the BBS and the reps.
+	tlsutil.Files
 	// ElectionTTL bounds how long a dead leader holds the election.
 	ElectionTTL config.Duration `json:"election_ttl"`
 	// CellStateTimeout bounds each cell's state fetch.
@@ -44,15 +40,9 @@ type Config struct {
 	CommunicationTimeout config.Duration `json:"communication_timeout"`
 	// MaxAttempts is how many rounds refused work gets.
 	MaxAttempts int `json:"max_attempts"`
-	// GossipBindAddress and GossipBindPort are where the memberlist node
-	// listens; GossipJoin lists seeds (host:port).
-	GossipBindAddress string   `json:"gossip_bind_address"`
-	GossipBindPort    int      `json:"gossip_bind_port"`
-	GossipJoin        []string `json:"gossip_join"`
-	// GossipKeyFile holds a 16, 24 or 32 byte key encrypting the gossip.
-	GossipKeyFile string `json:"gossip_key_file"`
-	// GossipLocal uses loopback failure-detection timings (dev, tests).
-	GossipLocal bool `json:"gossip_local"`
+	// gossip_bind_address, gossip_bind_port, gossip_join,
+	// gossip_key_file, gossip_local: the pool the cells are found in.
+	gossip.PoolConfig
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout config.Duration `json:"shutdown_timeout"`
 	// LogLevel is debug, info, warn or error.
@@ -71,8 +61,7 @@ func DefaultConfig() Config {
 		CellStateTimeout:     config.Duration(DefaultCellStateTimeout),
 		CommunicationTimeout: config.Duration(DefaultCommunicationTimeout),
 		MaxAttempts:          DefaultMaxAttempts,
-		GossipBindAddress:    "127.0.0.1",
-		GossipBindPort:       7946,
+		PoolConfig:           gossip.PoolConfig{GossipBindAddress: "127.0.0.1", GossipBindPort: 7946},
 		ShutdownTimeout:      config.Duration(10 * time.Second),
 		LogLevel:             "info",
 	}
@@ -90,18 +79,13 @@ func LoadConfig(path string) (Config, error) {
 
 // Validate names the first bad key.
 func (c Config) Validate() error {
-	for key, addr := range map[string]string{"listen_address": c.ListenAddress, "bbs_address": c.BBSAddress} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("%s %q: %w", key, addr, err)
-		}
-	}
-	for key, addr := range map[string]string{"advertise_address": c.AdvertiseAddress, "debug_address": c.DebugAddress} {
-		if addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("%s %q: %w", key, addr, err)
-		}
+	if err := config.CheckAddresses(
+		config.Address{Key: "listen_address", Value: c.ListenAddress},
+		config.Address{Key: "bbs_address", Value: c.BBSAddress},
+		config.Address{Key: "advertise_address", Value: c.AdvertiseAddress, Optional: true},
+		config.Address{Key: "debug_address", Value: c.DebugAddress, Optional: true},
+	); err != nil {
+		return err
 	}
 	if err := c.Config.Validate(); err != nil {
 		return err
@@ -109,12 +93,8 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.KeyPrefix, "/") {
 		return fmt.Errorf("key_prefix %q: must start with /", c.KeyPrefix)
 	}
-	if !c.Insecure {
-		for key, v := range map[string]string{"ca_cert": c.CACert, "cert": c.Cert, "key": c.Key} {
-			if v == "" {
-				return fmt.Errorf("%s: required unless insecure is set", key)
-			}
-		}
+	if err := c.Files.Validate(); err != nil {
+		return err
 	}
 	switch {
 	case c.ElectionTTL.D() < time.Second:
@@ -125,26 +105,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("communication_timeout: must be positive")
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("max_attempts: must be at least 1")
-	case c.GossipBindPort < 0 || c.GossipBindPort > 65535:
-		return fmt.Errorf("gossip_bind_port: %d is not a port", c.GossipBindPort)
 	}
-	if net.ParseIP(c.GossipBindAddress) == nil {
-		return fmt.Errorf("gossip_bind_address %q: not an IP address", c.GossipBindAddress)
+	if err := c.PoolConfig.Validate(); err != nil {
+		return err
 	}
-	for _, s := range c.GossipJoin {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return fmt.Errorf("gossip_join %q: %w", s, err)
-		}
-	}
-	if c.GossipKeyFile != "" {
-		if _, err := os.Stat(c.GossipKeyFile); err != nil {
-			return fmt.Errorf("gossip_key_file: %w", err)
-		}
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
-	}
-	return nil
+	return config.CheckLogLevel(c.LogLevel)
 }

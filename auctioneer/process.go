@@ -2,7 +2,6 @@ package auctioneer
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +20,6 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/gossip"
 	"github.com/gavel-scheduler/gavel/internal/grpcserver"
-	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
 	"github.com/gavel-scheduler/gavel/rep"
 )
@@ -86,25 +84,14 @@ func (c poolCells) Cells() []CellAddress {
 	return out
 }
 
-func (p *Process) tlsConfigs() (server, client *tls.Config, err error) {
-	if p.cfg.Insecure {
-		p.logger.Warn("serving and dialling plaintext gRPC")
-		return nil, nil, nil
-	}
-	if server, err = tlsutil.ServerConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key); err != nil {
-		return nil, nil, fmt.Errorf("auctioneer tls: %w", err)
-	}
-	if client, err = tlsutil.ClientConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key, ""); err != nil {
-		return nil, nil, fmt.Errorf("auctioneer client tls: %w", err)
-	}
-	return server, client, nil
-}
-
 // Run implements ifrit.Runner.
 func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
-	serverTLS, clientTLS, err := p.tlsConfigs()
+	serverTLS, clientTLS, err := p.cfg.Files.Configs()
 	if err != nil {
-		return err
+		return fmt.Errorf("auctioneer %w", err)
+	}
+	if p.cfg.Insecure {
+		p.logger.Warn("serving and dialling plaintext gRPC")
 	}
 	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if clientTLS != nil {
@@ -127,17 +114,11 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 		advertise = lis.Addr().String()
 	}
 
-	var key []byte
-	if p.cfg.GossipKeyFile != "" {
-		if key, err = gossip.ReadKeyFile(p.cfg.GossipKeyFile); err != nil {
-			return err
-		}
+	node, err := p.cfg.PoolConfig.Node("auctioneer-"+advertise, gossip.Meta{Role: gossip.RoleAuctioneer}, p.logger)
+	if err != nil {
+		return err
 	}
-	pool, err := gossip.Join(gossip.Config{
-		Name: "auctioneer-" + advertise, BindAddress: p.cfg.GossipBindAddress, BindPort: p.cfg.GossipBindPort,
-		Join: p.cfg.GossipJoin, SecretKey: key, Local: p.cfg.GossipLocal,
-		Meta: gossip.Meta{Role: gossip.RoleAuctioneer}, Logger: p.logger,
-	})
+	pool, err := gossip.Join(node)
 	if err != nil {
 		return err
 	}

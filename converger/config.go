@@ -2,7 +2,6 @@ package converger
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -10,6 +9,8 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/config"
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/etcdclient"
+	"github.com/gavel-scheduler/gavel/internal/gossip"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 )
 
 // Defaults for Config.
@@ -43,13 +44,9 @@ type Config struct {
 	KeyPrefix string `json:"key_prefix"`
 	// BBSAddress is where the converger reads and repairs state.
 	BBSAddress string `json:"bbs_address"`
-	// CACert, Cert and Key are the mutual TLS material presented to the
-	// BBS and the auctioneer.
-	CACert string `json:"ca_cert"`
-	Cert   string `json:"cert"`
-	Key    string `json:"key"`
-	// Insecure dials plaintext gRPC.
-	Insecure bool `json:"insecure"`
+	// ca_cert, cert, key, insecure: the certificate presented to the BBS,
+	// the auctioneer and the reps.
+	tlsutil.Files
 	// ElectionTTL bounds how long a dead leader holds the election.
 	ElectionTTL config.Duration `json:"election_ttl"`
 	// ConvergenceInterval is the time between passes.
@@ -67,15 +64,10 @@ type Config struct {
 	KickTaskDuration            config.Duration `json:"kick_task_duration"`
 	ExpirePendingTaskDuration   config.Duration `json:"expire_pending_task_duration"`
 	ExpireCompletedTaskDuration config.Duration `json:"expire_completed_task_duration"`
-	// GossipBindAddress and GossipBindPort are where the memberlist node
-	// listens; GossipJoin lists seeds (host:port).
-	GossipBindAddress string   `json:"gossip_bind_address"`
-	GossipBindPort    int      `json:"gossip_bind_port"`
-	GossipJoin        []string `json:"gossip_join"`
-	// GossipKeyFile holds a 16, 24 or 32 byte key encrypting the gossip.
-	GossipKeyFile string `json:"gossip_key_file"`
-	// GossipLocal uses loopback failure-detection timings (dev, tests).
-	GossipLocal bool `json:"gossip_local"`
+	// gossip_bind_address, gossip_bind_port, gossip_join,
+	// gossip_key_file, gossip_local: a cell's death in the pool triggers
+	// a pass.
+	gossip.PoolConfig
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -96,8 +88,7 @@ func DefaultConfig() Config {
 		KickTaskDuration:            config.Duration(DefaultKickTask),
 		ExpirePendingTaskDuration:   config.Duration(DefaultExpirePendingTask),
 		ExpireCompletedTaskDuration: config.Duration(DefaultExpireCompletedTask),
-		GossipBindAddress:           "127.0.0.1",
-		GossipBindPort:              7947,
+		PoolConfig:                  gossip.PoolConfig{GossipBindAddress: "127.0.0.1", GossipBindPort: 7947},
 		LogLevel:                    "info",
 	}
 }
@@ -137,13 +128,11 @@ func (c Config) name() string {
 
 // Validate names the first bad key.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.BBSAddress); err != nil {
-		return fmt.Errorf("bbs_address %q: %w", c.BBSAddress, err)
-	}
-	if c.DebugAddress != "" {
-		if _, _, err := net.SplitHostPort(c.DebugAddress); err != nil {
-			return fmt.Errorf("debug_address %q: %w", c.DebugAddress, err)
-		}
+	if err := config.CheckAddresses(
+		config.Address{Key: "bbs_address", Value: c.BBSAddress},
+		config.Address{Key: "debug_address", Value: c.DebugAddress, Optional: true},
+	); err != nil {
+		return err
 	}
 	if err := c.Config.Validate(); err != nil {
 		return err
@@ -151,12 +140,8 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.KeyPrefix, "/") {
 		return fmt.Errorf("key_prefix %q: must start with /", c.KeyPrefix)
 	}
-	if !c.Insecure {
-		for _, kv := range [][2]string{{"ca_cert", c.CACert}, {"cert", c.Cert}, {"key", c.Key}} {
-			if kv[1] == "" {
-				return fmt.Errorf("%s: required unless insecure is set", kv[0])
-			}
-		}
+	if err := c.Files.Validate(); err != nil {
+		return err
 	}
 	switch {
 	case c.ElectionTTL.D() < time.Second:
@@ -177,26 +162,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("expire_pending_task_duration: must be positive")
 	case c.ExpireCompletedTaskDuration.D() <= 0:
 		return fmt.Errorf("expire_completed_task_duration: must be positive")
-	case c.GossipBindPort < 0 || c.GossipBindPort > 65535:
-		return fmt.Errorf("gossip_bind_port: %d is not a port", c.GossipBindPort)
 	}
-	if net.ParseIP(c.GossipBindAddress) == nil {
-		return fmt.Errorf("gossip_bind_address %q: not an IP address", c.GossipBindAddress)
+	if err := c.PoolConfig.Validate(); err != nil {
+		return err
 	}
-	for _, s := range c.GossipJoin {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return fmt.Errorf("gossip_join %q: %w", s, err)
-		}
-	}
-	if c.GossipKeyFile != "" {
-		if _, err := os.Stat(c.GossipKeyFile); err != nil {
-			return fmt.Errorf("gossip_key_file: %w", err)
-		}
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
-	}
-	return nil
+	return config.CheckLogLevel(c.LogLevel)
 }

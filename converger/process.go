@@ -2,7 +2,6 @@ package converger
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"github.com/gavel-scheduler/gavel/bbs/db"
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/gossip"
-	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
 	"github.com/gavel-scheduler/gavel/rep"
 )
@@ -67,23 +65,14 @@ func (p *Process) Converger() *Converger {
 	return p.converger
 }
 
-func (p *Process) clientTLS() (*tls.Config, error) {
-	if p.cfg.Insecure {
-		p.logger.Warn("dialling plaintext gRPC")
-		return nil, nil
-	}
-	c, err := tlsutil.ClientConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key, "")
-	if err != nil {
-		return nil, fmt.Errorf("converger tls: %w", err)
-	}
-	return c, nil
-}
-
 // Run implements ifrit.Runner.
 func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
-	clientTLS, err := p.clientTLS()
+	clientTLS, err := p.cfg.Files.Client()
 	if err != nil {
-		return err
+		return fmt.Errorf("converger %w", err)
+	}
+	if clientTLS == nil {
+		p.logger.Warn("dialling plaintext gRPC")
 	}
 	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if clientTLS != nil {
@@ -100,17 +89,11 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	defer reps.Close()
 
 	name := p.cfg.name()
-	var key []byte
-	if p.cfg.GossipKeyFile != "" {
-		if key, err = gossip.ReadKeyFile(p.cfg.GossipKeyFile); err != nil {
-			return err
-		}
+	node, err := p.cfg.PoolConfig.Node("converger-"+name, gossip.Meta{Role: gossip.RoleConverger}, p.logger)
+	if err != nil {
+		return err
 	}
-	pool, err := gossip.Join(gossip.Config{
-		Name: "converger-" + name, BindAddress: p.cfg.GossipBindAddress, BindPort: p.cfg.GossipBindPort,
-		Join: p.cfg.GossipJoin, SecretKey: key, Local: p.cfg.GossipLocal,
-		Meta: gossip.Meta{Role: gossip.RoleConverger}, Logger: p.logger,
-	})
+	pool, err := gossip.Join(node)
 	if err != nil {
 		return err
 	}

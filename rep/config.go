@@ -2,12 +2,12 @@ package rep
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"regexp"
 	"time"
 
 	"github.com/gavel-scheduler/gavel/internal/config"
+	"github.com/gavel-scheduler/gavel/internal/gossip"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
@@ -26,12 +26,9 @@ type Config struct {
 	DebugAddress string `json:"debug_address"`
 	// BBSAddress is the BBS the rep reports to.
 	BBSAddress string `json:"bbs_address"`
-	// CACert, Cert and Key: mutual TLS, served and presented to the BBS.
-	CACert string `json:"ca_cert"`
-	Cert   string `json:"cert"`
-	Key    string `json:"key"`
-	// Insecure serves and dials plaintext gRPC.
-	Insecure bool `json:"insecure"`
+	// ca_cert, cert, key, insecure: the rep API serves with the
+	// certificate and presents it to the BBS.
+	tlsutil.Files
 	// GardenNetwork ("unix" or "tcp") and GardenAddress reach the Garden
 	// server that runs the cell's containers.
 	GardenNetwork string `json:"garden_network"`
@@ -59,13 +56,10 @@ type Config struct {
 	EvacuationTimeout      config.Duration `json:"evacuation_timeout"`
 	// PresenceTTL is the lease of the cell's presence in etcd.
 	PresenceTTL config.Duration `json:"presence_ttl"`
-	// GossipBindAddress and GossipBindPort are where the memberlist node
-	// listens (port 0: any); GossipJoin lists seeds (the auctioneers').
-	GossipBindAddress string   `json:"gossip_bind_address"`
-	GossipBindPort    int      `json:"gossip_bind_port"`
-	GossipJoin        []string `json:"gossip_join"`
-	GossipKeyFile     string   `json:"gossip_key_file"`
-	GossipLocal       bool     `json:"gossip_local"`
+	// gossip_bind_address, gossip_bind_port, gossip_join,
+	// gossip_key_file, gossip_local: the pool the cell announces itself in
+	// (its seeds are the auctioneers').
+	gossip.PoolConfig
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout config.Duration `json:"shutdown_timeout"`
 	LogLevel        string          `json:"log_level"`
@@ -87,7 +81,7 @@ func DefaultConfig() Config {
 		EvacuationPollInterval: config.Duration(DefaultEvacuationPollInterval),
 		EvacuationTimeout:      config.Duration(DefaultEvacuationTimeout),
 		PresenceTTL:            config.Duration(DefaultPresenceTTL),
-		GossipBindAddress:      "127.0.0.1",
+		PoolConfig:             gossip.PoolConfig{GossipBindAddress: "127.0.0.1"},
 		ShutdownTimeout:        config.Duration(10 * time.Second),
 		LogLevel:               "info",
 	}
@@ -110,25 +104,16 @@ func (c Config) Validate() error {
 	if !cellIDPattern.MatchString(c.CellID) {
 		return fmt.Errorf("cell_id %q: must match [a-zA-Z0-9_-]+", c.CellID)
 	}
-	for key, addr := range map[string]string{"listen_address": c.ListenAddress, "bbs_address": c.BBSAddress} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("%s %q: %w", key, addr, err)
-		}
+	if err := config.CheckAddresses(
+		config.Address{Key: "listen_address", Value: c.ListenAddress},
+		config.Address{Key: "bbs_address", Value: c.BBSAddress},
+		config.Address{Key: "advertise_address", Value: c.AdvertiseAddress, Optional: true},
+		config.Address{Key: "debug_address", Value: c.DebugAddress, Optional: true},
+	); err != nil {
+		return err
 	}
-	for key, addr := range map[string]string{"advertise_address": c.AdvertiseAddress, "debug_address": c.DebugAddress} {
-		if addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("%s %q: %w", key, addr, err)
-		}
-	}
-	if !c.Insecure {
-		for key, v := range map[string]string{"ca_cert": c.CACert, "cert": c.Cert, "key": c.Key} {
-			if v == "" {
-				return fmt.Errorf("%s: required unless insecure is set", key)
-			}
-		}
+	if err := c.Files.Validate(); err != nil {
+		return err
 	}
 	switch c.GardenNetwork {
 	case "unix", "tcp":
@@ -153,28 +138,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("evacuation_timeout: must be positive")
 	case c.PresenceTTL.D() < time.Second:
 		return fmt.Errorf("presence_ttl: must be at least 1s")
-	case c.GossipBindPort < 0 || c.GossipBindPort > 65535:
-		return fmt.Errorf("gossip_bind_port: %d is not a port", c.GossipBindPort)
 	}
-	if net.ParseIP(c.GossipBindAddress) == nil {
-		return fmt.Errorf("gossip_bind_address %q: not an IP address", c.GossipBindAddress)
+	if err := c.PoolConfig.Validate(); err != nil {
+		return err
 	}
-	for _, s := range c.GossipJoin {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return fmt.Errorf("gossip_join %q: %w", s, err)
-		}
-	}
-	if c.GossipKeyFile != "" {
-		if _, err := os.Stat(c.GossipKeyFile); err != nil {
-			return fmt.Errorf("gossip_key_file: %w", err)
-		}
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
-	}
-	return nil
+	return config.CheckLogLevel(c.LogLevel)
 }
 
 // Info is the cell as the rep announces it.

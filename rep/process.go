@@ -2,7 +2,6 @@ package rep
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"github.com/gavel-scheduler/gavel/executor"
 	"github.com/gavel-scheduler/gavel/executor/garden"
 	"github.com/gavel-scheduler/gavel/internal/gossip"
-	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
@@ -76,24 +74,11 @@ func (p *Process) Addr() string {
 	return p.runner.Server().info.RepAddress
 }
 
-func (p *Process) tlsConfigs() (server, client *tls.Config, err error) {
-	if p.cfg.Insecure {
-		return nil, nil, nil
-	}
-	if server, err = tlsutil.ServerConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key); err != nil {
-		return nil, nil, fmt.Errorf("rep tls: %w", err)
-	}
-	if client, err = tlsutil.ClientConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key, ""); err != nil {
-		return nil, nil, fmt.Errorf("rep client tls: %w", err)
-	}
-	return server, client, nil
-}
-
 // Run implements ifrit.Runner.
 func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
-	serverTLS, clientTLS, err := p.tlsConfigs()
+	serverTLS, clientTLS, err := p.cfg.Files.Configs()
 	if err != nil {
-		return err
+		return fmt.Errorf("rep %w", err)
 	}
 	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if clientTLS != nil {
@@ -122,20 +107,15 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	cell := NewCell(CellConfig{CellID: p.cfg.CellID, Zone: p.cfg.Zone, PollInterval: p.cfg.PollInterval.D(),
 		EvacuationPollInterval: p.cfg.EvacuationPollInterval.D(), EvacuationTimeout: p.cfg.EvacuationTimeout.D()},
 		bbsClient, exec, p.reg, p.logger)
-	var gc *gossip.Config
-	if p.cfg.GossipBindAddress != "" {
-		gc = &gossip.Config{BindAddress: p.cfg.GossipBindAddress, BindPort: p.cfg.GossipBindPort,
-			Join: p.cfg.GossipJoin, Local: p.cfg.GossipLocal}
-		if p.cfg.GossipKeyFile != "" {
-			if gc.SecretKey, err = gossip.ReadKeyFile(p.cfg.GossipKeyFile); err != nil {
-				return err
-			}
-		}
+	// The runner names the node and sets what it announces.
+	gc, err := p.cfg.PoolConfig.Node("", gossip.Meta{}, nil)
+	if err != nil {
+		return err
 	}
 	runner := NewRunner(RunnerConfig{
 		Info: p.cfg.Info(), ListenAddress: p.cfg.ListenAddress, TLS: serverTLS,
 		Containers: ExecutorContainers{Executor: exec}, Cell: cell, Executor: exec,
-		Gossip: gc, BBS: bbsClient, PresenceTTL: p.cfg.PresenceTTL.D(), Registerer: p.reg, Logger: p.base,
+		Gossip: &gc, BBS: bbsClient, PresenceTTL: p.cfg.PresenceTTL.D(), Registerer: p.reg, Logger: p.base,
 	})
 	p.mu.Lock()
 	p.runner, p.cell = runner, cell

@@ -9,6 +9,7 @@ import (
 	"github.com/gavel-scheduler/gavel/internal/config"
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/etcdclient"
+	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 )
 
 // Defaults (Diego's where it has one).
@@ -44,14 +45,10 @@ type Config struct {
 	KeyPrefix string `json:"key_prefix"`
 	// BBSAddress is where desired and actual LRPs are read and followed.
 	BBSAddress string `json:"bbs_address"`
-	// CACert, Cert and Key are the mutual TLS material: ADS and the read
-	// API serve with it (Envoy presents a certificate of the same CA), and
-	// the emitter presents it to the BBS.
-	CACert string `json:"ca_cert"`
-	Cert   string `json:"cert"`
-	Key    string `json:"key"`
-	// Insecure serves and dials plaintext gRPC.
-	Insecure bool `json:"insecure"`
+	// ca_cert, cert, key, insecure: ADS and the read API serve with the
+	// certificate (Envoy presents one of the same CA), and the emitter
+	// presents it to the BBS.
+	tlsutil.Files
 	// CellID selects local mode: only this cell's instances, no election
 	// (one emitter per cell, beside its Envoy). Empty is global mode.
 	CellID string `json:"cell_id"`
@@ -114,18 +111,13 @@ func (c Config) Local() bool { return c.CellID != "" }
 
 // Validate names the first bad key.
 func (c Config) Validate() error {
-	for _, kv := range [][2]string{{"listen_address", c.ListenAddress}, {"bbs_address", c.BBSAddress}} {
-		if _, _, err := net.SplitHostPort(kv[1]); err != nil {
-			return fmt.Errorf("%s %q: %w", kv[0], kv[1], err)
-		}
-	}
-	for _, kv := range [][2]string{{"advertise_address", c.AdvertiseAddress}, {"debug_address", c.DebugAddress}} {
-		if kv[1] == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(kv[1]); err != nil {
-			return fmt.Errorf("%s %q: %w", kv[0], kv[1], err)
-		}
+	if err := config.CheckAddresses(
+		config.Address{Key: "listen_address", Value: c.ListenAddress},
+		config.Address{Key: "bbs_address", Value: c.BBSAddress},
+		config.Address{Key: "advertise_address", Value: c.AdvertiseAddress, Optional: true},
+		config.Address{Key: "debug_address", Value: c.DebugAddress, Optional: true},
+	); err != nil {
+		return err
 	}
 	if !c.Local() {
 		if err := c.Config.Validate(); err != nil {
@@ -135,12 +127,8 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.KeyPrefix, "/") {
 		return fmt.Errorf("key_prefix %q: must start with /", c.KeyPrefix)
 	}
-	if !c.Insecure {
-		for _, kv := range [][2]string{{"ca_cert", c.CACert}, {"cert", c.Cert}, {"key", c.Key}} {
-			if kv[1] == "" {
-				return fmt.Errorf("%s: required unless insecure is set", kv[0])
-			}
-		}
+	if err := c.Files.Validate(); err != nil {
+		return err
 	}
 	if strings.Contains(c.CellID, "/") {
 		return fmt.Errorf("cell_id %q: must not contain /", c.CellID)
@@ -162,12 +150,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s %q: not an IP address", kv[0], kv[1])
 		}
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
-	}
-	return nil
+	return config.CheckLogLevel(c.LogLevel)
 }
 
 // emitterConfig is the Emitter's share of the config.

@@ -2,7 +2,6 @@ package routeemitter
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/gavel-scheduler/gavel/internal/election"
 	"github.com/gavel-scheduler/gavel/internal/grpcserver"
-	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
@@ -108,20 +106,6 @@ func (p *Process) setServing(em *Emitter, reason string) {
 	}
 }
 
-func (p *Process) tlsConfigs() (server, client *tls.Config, err error) {
-	if p.cfg.Insecure {
-		p.logger.Warn("serving and dialling plaintext gRPC")
-		return nil, nil, nil
-	}
-	if server, err = tlsutil.ServerConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key); err != nil {
-		return nil, nil, fmt.Errorf("route emitter tls: %w", err)
-	}
-	if client, err = tlsutil.ClientConfig(p.cfg.CACert, p.cfg.Cert, p.cfg.Key, ""); err != nil {
-		return nil, nil, fmt.Errorf("route emitter client tls: %w", err)
-	}
-	return server, client, nil
-}
-
 // Run implements ifrit.Runner.
 func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	if err := p.cfg.Validate(); err != nil {
@@ -130,9 +114,12 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	if !p.cfg.Local() && p.etcd == nil {
 		return errors.New("route emitter: global mode needs an etcd client for the election")
 	}
-	serverTLS, clientTLS, err := p.tlsConfigs()
+	serverTLS, clientTLS, err := p.cfg.Files.Configs()
 	if err != nil {
-		return err
+		return fmt.Errorf("route emitter %w", err)
+	}
+	if p.cfg.Insecure {
+		p.logger.Warn("serving and dialling plaintext gRPC")
 	}
 	bbs := p.bbs
 	if bbs == nil {

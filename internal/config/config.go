@@ -5,6 +5,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -50,4 +51,33 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Address is a host:port config value to check: Key names it in errors;
+// an Optional one may be empty.
+type Address struct {
+	Key, Value string
+	Optional   bool
+}
+
+// CheckAddresses returns the first address that is not host:port.
+func CheckAddresses(addrs ...Address) error {
+	for _, a := range addrs {
+		if a.Value == "" && a.Optional {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.Value); err != nil {
+			return fmt.Errorf("%s %q: %w", a.Key, a.Value, err)
+		}
+	}
+	return nil
+}
+
+// CheckLogLevel checks a log_level value.
+func CheckLogLevel(level string) error {
+	switch level {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("log_level %q: must be debug, info, warn or error", level)
 }
