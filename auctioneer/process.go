@@ -135,7 +135,7 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	models.RegisterAuctioneerServer(srv, svc)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
-	defer p.stopGRPC(srv)
+	defer grpcserver.Stop(srv, p.cfg.ShutdownTimeout.D())
 
 	candidate, err := election.NewRunner(election.Config{
 		Client: p.etcd, Key: ElectionKey(p.cfg.KeyPrefix), Value: advertise, TTL: p.cfg.ElectionTTL.D(), Logger: p.logger,
@@ -175,19 +175,5 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 			return nil
 		}
 		return fmt.Errorf("auctioneer serve: %w", err)
-	}
-}
-
-func (p *Process) stopGRPC(srv *grpc.Server) {
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	timeout := p.cfg.ShutdownTimeout.D()
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		srv.Stop()
 	}
 }

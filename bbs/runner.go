@@ -8,12 +8,12 @@ import (
 	"net"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gavel-scheduler/gavel/bbs/db"
+	"github.com/gavel-scheduler/gavel/internal/grpcserver"
 	"github.com/gavel-scheduler/gavel/internal/tlsutil"
 )
 
@@ -99,17 +99,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	}
 	hs.Shutdown()
 	svc.Close()
-	stopped := make(chan struct{})
-	go func() { srv.GracefulStop(); close(stopped) }()
-	timeout := r.cfg.ShutdownTimeout.D()
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	select {
-	case <-stopped:
-	case <-time.After(timeout):
-		srv.Stop()
-	}
+	grpcserver.Stop(srv, r.cfg.ShutdownTimeout.D())
 	return nil
 }
 

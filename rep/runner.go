@@ -99,7 +99,7 @@ func (r *Runner) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	models.RegisterRepServer(srv, svc)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
-	defer stopGRPC(srv)
+	defer grpcserver.Stop(srv, 5*time.Second)
 
 	var pool *gossip.Pool
 	if r.cfg.Gossip != nil {
@@ -142,16 +142,5 @@ func (c *CellInfo) Presence(capacity *models.CellCapacity) *models.CellPresence 
 		CellId: c.CellID, RepAddress: c.RepAddress, Zone: c.Zone, Capacity: capacity,
 		RootfsProviders: c.RootFSProviders, PlacementTags: c.PlacementTags,
 		OptionalPlacementTags: c.OptionalPlacementTags, VolumeDrivers: c.VolumeDrivers,
-	}
-}
-
-// stopGRPC stops gracefully, cutting off calls that outlast 5 s.
-func stopGRPC(srv *grpc.Server) {
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		srv.Stop()
 	}
 }

@@ -150,7 +150,7 @@ func (p *Process) Run(signals <-chan os.Signal, ready chan<- struct{}) error {
 	models.RegisterRouteEmitterServer(srv, routesServer{p: p})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
-	defer p.stopGRPC(srv)
+	defer grpcserver.Stop(srv, p.cfg.ShutdownTimeout.D())
 	p.mu.Lock()
 	p.addr = advertise
 	p.mu.Unlock()
@@ -240,18 +240,4 @@ func (p *Process) mode() string {
 		return "local"
 	}
 	return "global"
-}
-
-func (p *Process) stopGRPC(srv *grpc.Server) {
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	timeout := p.cfg.ShutdownTimeout.D()
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		srv.Stop()
-	}
 }

@@ -162,3 +162,21 @@ func (s *validatingStream) RecvMsg(msg any) error {
 	}
 	return nil
 }
+
+// DefaultStopTimeout bounds a graceful stop when the caller sets none.
+const DefaultStopTimeout = 10 * time.Second
+
+// Stop stops srv gracefully (calls in flight finish), cutting off whatever
+// outlasts timeout (0: DefaultStopTimeout).
+func Stop(srv *grpc.Server, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = DefaultStopTimeout
+	}
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		srv.Stop()
+	}
+}
