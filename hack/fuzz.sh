@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 budget="${1:-60s}"
 minimize="${FUZZMINIMIZE:-10s}"
 targets=(FuzzDecodeDesiredLRP FuzzDecodeDesiredLRPUpdate FuzzDecodeDesireTaskRequest
-         FuzzUnmarshalActualLRP FuzzUnmarshalTask FuzzTruncate)
+         FuzzUnmarshalActualLRP FuzzUnmarshalTask FuzzTruncate FuzzInternalRoutes)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
