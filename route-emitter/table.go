@@ -263,13 +263,41 @@ func NewTable(opts Options) *Table {
 
 // BuildTable builds a table from a full listing, as a sync does: the
 // desired LRPs' scheduling infos and the actual LRPs.
+//
+// It gives the table that applying every actual LRP in turn would, but
+// gathers each entry's endpoints first and stores each entry once: a sync
+// of 100k instances would otherwise copy every entry once per endpoint.
 func BuildTable(opts Options, desired []*models.DesiredLRPSchedulingInfo, actuals []*models.ActualLRP) *Table {
 	t := NewTable(opts)
 	for _, si := range desired {
 		t.SetDesired(DesiredFrom(si))
 	}
+	byKey := map[Key]map[EndpointID]Endpoint{}
+	var keys []Key
 	for _, a := range actuals {
-		t.ApplyActual(nil, a)
+		if opts.CellID != "" && a.GetActualLrpInstanceKey().GetCellId() != opts.CellID {
+			continue
+		}
+		for _, pe := range t.endpointsOf(a) {
+			k := Key{ProcessGUID: a.GetActualLrpKey().GetProcessGuid(), ContainerPort: pe.port}
+			eps := byKey[k]
+			if eps == nil {
+				eps = map[EndpointID]Endpoint{}
+				byKey[k] = eps
+				keys = append(keys, k)
+			}
+			id := pe.ep.ID()
+			if stored, ok := eps[id]; ok && stored.Tag.newerThan(pe.ep.Tag) {
+				continue
+			}
+			eps[id] = pe.ep
+		}
+	}
+	var db diffBuilder // a fresh table has nothing to diff against
+	for _, k := range keys {
+		e := t.base(k)
+		maps.Copy(e.Endpoints, byKey[k])
+		t.set(&db, k, e)
 	}
 	return t
 }

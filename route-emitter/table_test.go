@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gavel-scheduler/gavel/proto/models"
 )
@@ -446,5 +448,69 @@ func TestFullSyncDiffAndRetainStale(t *testing.T) {
 	checkCounts(t, fresh)
 	if DiffTables(fresh, fresh) != nil {
 		t.Fatal("a table differs from itself")
+	}
+}
+
+// TestBuildTableMatchesApplyingEachInstance: the sync's bulk build gives
+// exactly the table that applying every instance in turn gives, in global
+// and local mode, with evacuating copies, stale duplicates and instances
+// that are not routable.
+func TestBuildTableMatchesApplyingEachInstance(t *testing.T) {
+	routes := func(hosts ...string) map[string]*structpb.Value {
+		var list []any
+		for _, h := range hosts {
+			list = append(list, map[string]any{"hostnames": []any{h}, "port": 8080})
+		}
+		v, _ := structpb.NewValue(list)
+		return map[string]*structpb.Value{"cf-router": v}
+	}
+	desired := []*models.DesiredLRPSchedulingInfo{
+		{DesiredLrpKey: &models.DesiredLRPKey{ProcessGuid: "web", Domain: "apps"}, Instances: 3, Routes: routes("web.example.com")},
+		{DesiredLrpKey: &models.DesiredLRPKey{ProcessGuid: "api", Domain: "apps"}, Instances: 2, Routes: routes("api.example.com", "v2.example.com")},
+	}
+	running := func(guid string, index int32, instance, cell string, port uint32, presence models.ActualLRP_Presence, tag uint32) *models.ActualLRP {
+		return &models.ActualLRP{
+			ActualLrpKey:         &models.ActualLRPKey{ProcessGuid: guid, Index: index, Domain: "apps"},
+			ActualLrpInstanceKey: &models.ActualLRPInstanceKey{InstanceGuid: instance, CellId: cell},
+			ActualLrpNetInfo: &models.ActualLRPNetInfo{Address: "10.0.0.1", InstanceAddress: "10.255.0.2",
+				Ports: []*models.PortMapping{{ContainerPort: 8080, HostPort: port}}},
+			State: models.ActualLRP_RUNNING, Presence: presence,
+			ModificationTag: &models.ModificationTag{Epoch: "e-" + instance, Index: tag},
+		}
+	}
+	notRoutable := running("web", 2, "w2", "cell-2", 61003, models.ActualLRP_ORDINARY, 1)
+	notRoutable.Routable = proto.Bool(false)
+	actuals := []*models.ActualLRP{
+		running("web", 0, "w0", "cell-1", 61000, models.ActualLRP_ORDINARY, 1),
+		running("web", 1, "w1", "cell-2", 61001, models.ActualLRP_ORDINARY, 1),
+		running("web", 1, "w1-old", "cell-1", 61002, models.ActualLRP_EVACUATING, 4),
+		notRoutable,
+		running("api", 0, "a0", "cell-1", 62000, models.ActualLRP_ORDINARY, 2),
+		running("api", 0, "a0", "cell-1", 62009, models.ActualLRP_ORDINARY, 1), // stale copy of a0
+		running("orphan", 0, "o0", "cell-2", 63000, models.ActualLRP_ORDINARY, 1),
+		{ActualLrpKey: &models.ActualLRPKey{ProcessGuid: "web", Index: 2, Domain: "apps"}, State: models.ActualLRP_UNCLAIMED},
+	}
+	for _, opts := range []Options{{}, {CellID: "cell-1"}, {CellID: "cell-2"}, {DirectInstanceRoutes: true}} {
+		built := BuildTable(opts, desired, actuals)
+		applied := NewTable(opts)
+		for _, si := range desired {
+			applied.SetDesired(DesiredFrom(si))
+		}
+		for _, a := range actuals {
+			applied.ApplyActual(nil, a)
+		}
+		if diff := cmp.Diff(applied.entries, built.entries); diff != "" {
+			t.Fatalf("%+v: built table differs (-applied +built):\n%s", opts, diff)
+		}
+		br, be := built.Counts()
+		ar, ae := applied.Counts()
+		if br != ar || be != ae || built.Len() != applied.Len() {
+			t.Fatalf("%+v: counts %d/%d (%d entries), want %d/%d (%d)", opts, br, be, built.Len(), ar, ae, applied.Len())
+		}
+		// w0, w1, w1's evacuating copy and a0 (once, at its newest) are
+		// routed; the orphan has no routes, w2 is not routable.
+		if opts.CellID == "" && be != 4 {
+			t.Fatalf("%+v: %d routed endpoints, want 4", opts, be)
+		}
 	}
 }
