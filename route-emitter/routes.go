@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gavel-scheduler/gavel/proto/models"
 )
 
 // Router names: the keys of DesiredLRP.routes this package reads. Other
@@ -151,14 +153,14 @@ func (p *routeParser) port(n uint32) *portBuilder {
 func (p *routeParser) list(field string, v *structpb.Value, each func(at string, entry *structpb.Struct)) {
 	l, ok := v.GetKind().(*structpb.Value_ListValue)
 	if !ok {
-		p.bad(field, "must be a JSON list of route objects, got %s", kindName(v))
+		p.bad(field, "must be a JSON list of route objects, got %s", models.JSONKind(v))
 		return
 	}
 	for i, item := range l.ListValue.GetValues() {
 		at := fmt.Sprintf("%s[%d]", field, i)
 		s, ok := item.GetKind().(*structpb.Value_StructValue)
 		if !ok {
-			p.bad(at, "must be a JSON object, got %s", kindName(item))
+			p.bad(at, "must be a JSON object, got %s", models.JSONKind(item))
 			continue
 		}
 		each(at, s.StructValue)
@@ -179,7 +181,7 @@ func (p *routeParser) cfRouter(field string, v *structpb.Value) {
 		}
 		hosts, ok := hostsVal.GetKind().(*structpb.Value_ListValue)
 		if !ok {
-			p.bad(at+".hostnames", "must be a list of hostnames, got %s", kindName(hostsVal))
+			p.bad(at+".hostnames", "must be a list of hostnames, got %s", models.JSONKind(hostsVal))
 			return
 		}
 		var routes []HTTPRoute
@@ -187,7 +189,7 @@ func (p *routeParser) cfRouter(field string, v *structpb.Value) {
 			hf := fmt.Sprintf("%s.hostnames[%d]", at, j)
 			s, ok := h.GetKind().(*structpb.Value_StringValue)
 			if !ok {
-				p.bad(hf, "must be a string, got %s", kindName(h))
+				p.bad(hf, "must be a string, got %s", models.JSONKind(h))
 				continue
 			}
 			r, err := parseHTTPRoute(s.StringValue)
@@ -224,7 +226,7 @@ func (p *routeParser) clusterOptions(at string, fields map[string]*structpb.Valu
 	if v, has := fields["protocol"]; has {
 		switch s := v.GetStringValue(); {
 		case !isString(v):
-			p.bad(at+".protocol", "must be a string, got %s", kindName(v))
+			p.bad(at+".protocol", "must be a string, got %s", models.JSONKind(v))
 			ok = false
 		case s == "" || s == "http1":
 		case s == "http2":
@@ -237,13 +239,13 @@ func (p *routeParser) clusterOptions(at string, fields map[string]*structpb.Valu
 	if v, has := fields["options"]; has {
 		opts, isStruct := v.GetKind().(*structpb.Value_StructValue)
 		if !isStruct {
-			p.bad(at+".options", "must be a JSON object, got %s", kindName(v))
+			p.bad(at+".options", "must be a JSON object, got %s", models.JSONKind(v))
 			return o, false
 		}
 		if lb, has := opts.StructValue.GetFields()["loadbalancing"]; has {
 			switch s := lb.GetStringValue(); {
 			case !isString(lb):
-				p.bad(at+".options.loadbalancing", "must be a string, got %s", kindName(lb))
+				p.bad(at+".options.loadbalancing", "must be a string, got %s", models.JSONKind(lb))
 				ok = false
 			case s == "" || s == "round-robin":
 			case s == "least-connection":
@@ -265,7 +267,7 @@ func (p *routeParser) tcpRouter(field string, v *structpb.Value) {
 		group := ""
 		if g, has := f["router_group_guid"]; has {
 			if !isString(g) {
-				p.bad(at+".router_group_guid", "must be a string, got %s", kindName(g))
+				p.bad(at+".router_group_guid", "must be a string, got %s", models.JSONKind(g))
 				return
 			}
 			group = g.GetStringValue()
@@ -285,7 +287,7 @@ func (p *routeParser) portField(field string, v *structpb.Value) (uint32, bool) 
 	}
 	n, ok := v.GetKind().(*structpb.Value_NumberValue)
 	if !ok {
-		p.bad(field, "must be a number, got %s", kindName(v))
+		p.bad(field, "must be a number, got %s", models.JSONKind(v))
 		return 0, false
 	}
 	f := n.NumberValue
@@ -299,24 +301,6 @@ func (p *routeParser) portField(field string, v *structpb.Value) (uint32, bool) 
 func isString(v *structpb.Value) bool {
 	_, ok := v.GetKind().(*structpb.Value_StringValue)
 	return ok
-}
-
-func kindName(v *structpb.Value) string {
-	switch v.GetKind().(type) {
-	case *structpb.Value_NullValue:
-		return "null"
-	case *structpb.Value_NumberValue:
-		return "a number"
-	case *structpb.Value_StringValue:
-		return "a string"
-	case *structpb.Value_BoolValue:
-		return "a boolean"
-	case *structpb.Value_StructValue:
-		return "an object"
-	case *structpb.Value_ListValue:
-		return "a list"
-	}
-	return "nothing"
 }
 
 // parseHTTPRoute splits "host[/path]" and checks both halves. Hostnames are

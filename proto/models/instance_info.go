@@ -34,7 +34,7 @@ func InternalRoutes(routes map[string]*structpb.Value) ([]*ActualLRPInternalRout
 	case *structpb.Value_ListValue:
 		list = k.ListValue
 	default:
-		return nil, fmt.Errorf("%s: must be a JSON list of {\"hostname\": ...} objects, got %s", path, jsonKind(v))
+		return nil, fmt.Errorf("%s: must be a JSON list of {\"hostname\": ...} objects, got %s", path, JSONKind(v))
 	}
 	var out []*ActualLRPInternalRoute
 	var errs []error
@@ -42,7 +42,7 @@ func InternalRoutes(routes map[string]*structpb.Value) ([]*ActualLRPInternalRout
 		at := fmt.Sprintf("%s[%d]", path, i)
 		obj, ok := item.GetKind().(*structpb.Value_StructValue)
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: must be a JSON object, got %s", at, jsonKind(item)))
+			errs = append(errs, fmt.Errorf("%s: must be a JSON object, got %s", at, JSONKind(item)))
 			continue
 		}
 		h, ok := obj.StructValue.GetFields()["hostname"]
@@ -52,7 +52,7 @@ func InternalRoutes(routes map[string]*structpb.Value) ([]*ActualLRPInternalRout
 		}
 		s, ok := h.GetKind().(*structpb.Value_StringValue)
 		if !ok || s.StringValue == "" {
-			errs = append(errs, fmt.Errorf("%s.hostname: must be a non-empty string, got %s", at, jsonKind(h)))
+			errs = append(errs, fmt.Errorf("%s.hostname: must be a non-empty string, got %s", at, JSONKind(h)))
 			continue
 		}
 		out = append(out, &ActualLRPInternalRoute{Hostname: s.StringValue})
@@ -60,8 +60,9 @@ func InternalRoutes(routes map[string]*structpb.Value) ([]*ActualLRPInternalRout
 	return out, errors.Join(errs...)
 }
 
-// jsonKind names a JSON value's kind for an error message.
-func jsonKind(v *structpb.Value) string {
+// JSONKind names a JSON value's kind for an error message ("a number",
+// "an object"...): route decoders here and in the route emitter use it.
+func JSONKind(v *structpb.Value) string {
 	switch v.GetKind().(type) {
 	case *structpb.Value_NullValue:
 		return "null"
