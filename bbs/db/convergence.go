@@ -152,42 +152,12 @@ func (s *Store) convergeIndex(ctx context.Context, processGuid string, index int
 		if err != nil || len(writes) == 0 {
 			return err
 		}
-		cmps := make([]clientv3.Cmp, 0, len(presences)+len(cond))
-		for _, p := range presences {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.ActualLRP(processGuid, index, p)), "=", rows.Revs[p]))
-		}
-		cmps = append(cmps, cond...)
-		ops := make([]clientv3.Op, 0, len(writes))
-		for _, w := range writes {
-			key := s.keys.ActualLRP(processGuid, index, w.presence)
-			if w.row != nil {
-				ops = append(ops, clientv3.OpPut(key, string(marshal(w.row))))
-			} else {
-				ops = append(ops, clientv3.OpDelete(key))
-			}
-		}
-		out := s.batch.commit(ctx, cmps, ops,
-			[]clientv3.Op{clientv3.OpGet(s.keys.ActualLRPIndex(processGuid, index), clientv3.WithPrefix())})
-		if out.err != nil {
-			for _, p := range presences {
-				s.actuals.drop(s.keys.ActualLRP(processGuid, index, p))
-			}
-			return fmt.Errorf("write actual LRP %s/%d: %w", processGuid, index, out.err)
-		}
-		if out.succeeded {
-			for _, w := range writes {
-				key := s.keys.ActualLRP(processGuid, index, w.presence)
-				if w.row != nil {
-					s.actuals.put(key, w.row, out.revision)
-				} else {
-					s.actuals.drop(key)
-				}
-			}
-			return nil
-		}
-		next, err := s.absorbIndex(out.responses[0].GetResponseRange().Kvs)
+		done, next, err := s.commitIndex(ctx, processGuid, index, rows, writes, cond)
 		if err != nil {
 			return err
+		}
+		if done {
+			return nil
 		}
 		if next.Revs == rows.Revs {
 			return skip("actual LRP %s/%d: the condition it was planned on no longer holds", processGuid, index)

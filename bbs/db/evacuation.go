@@ -74,43 +74,58 @@ func (s *Store) mutateIndex(ctx context.Context, processGuid string, index int32
 		if len(writes) == 0 {
 			return rows, nil
 		}
-		cmps := make([]clientv3.Cmp, 0, len(presences))
-		for _, p := range presences {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.ActualLRP(processGuid, index, p)), "=", rows.Revs[p]))
+		done, next, err := s.commitIndex(ctx, processGuid, index, rows, writes, nil)
+		if err != nil {
+			return nil, err
 		}
-		ops := make([]clientv3.Op, 0, len(writes))
+		if done {
+			return rows, nil
+		}
+		rows = next
+	}
+	return nil, conflictErr(s.keys.ActualLRPIndex(processGuid, index))
+}
+
+// commitIndex makes one attempt at writing an index's rows: a transaction
+// guarded by the ModRevision of every presence key as rows read it, and by
+// cond. It reports whether the writes went in; when they did not, next is
+// the index as it is now.
+func (s *Store) commitIndex(ctx context.Context, processGuid string, index int32, rows *IndexRows, writes []indexWrite, cond []clientv3.Cmp) (done bool, next *IndexRows, err error) {
+	cmps := make([]clientv3.Cmp, 0, len(presences)+len(cond))
+	for _, p := range presences {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.ActualLRP(processGuid, index, p)), "=", rows.Revs[p]))
+	}
+	cmps = append(cmps, cond...)
+	ops := make([]clientv3.Op, 0, len(writes))
+	for _, w := range writes {
+		key := s.keys.ActualLRP(processGuid, index, w.presence)
+		if w.row != nil {
+			ops = append(ops, clientv3.OpPut(key, string(marshal(w.row))))
+		} else {
+			ops = append(ops, clientv3.OpDelete(key))
+		}
+	}
+	out := s.batch.commit(ctx, cmps, ops,
+		[]clientv3.Op{clientv3.OpGet(s.keys.ActualLRPIndex(processGuid, index), clientv3.WithPrefix())})
+	if out.err != nil {
+		for _, p := range presences {
+			s.actuals.drop(s.keys.ActualLRP(processGuid, index, p))
+		}
+		return false, nil, fmt.Errorf("write actual LRP %s/%d: %w", processGuid, index, out.err)
+	}
+	if out.succeeded {
 		for _, w := range writes {
 			key := s.keys.ActualLRP(processGuid, index, w.presence)
 			if w.row != nil {
-				ops = append(ops, clientv3.OpPut(key, string(marshal(w.row))))
+				s.actuals.put(key, w.row, out.revision)
 			} else {
-				ops = append(ops, clientv3.OpDelete(key))
+				s.actuals.drop(key)
 			}
 		}
-		out := s.batch.commit(ctx, cmps, ops,
-			[]clientv3.Op{clientv3.OpGet(s.keys.ActualLRPIndex(processGuid, index), clientv3.WithPrefix())})
-		if out.err != nil {
-			for _, p := range presences {
-				s.actuals.drop(s.keys.ActualLRP(processGuid, index, p))
-			}
-			return nil, fmt.Errorf("write actual LRP %s/%d: %w", processGuid, index, out.err)
-		}
-		if out.succeeded {
-			for _, w := range writes {
-				key := s.keys.ActualLRP(processGuid, index, w.presence)
-				if w.row != nil {
-					s.actuals.put(key, w.row, out.revision)
-				} else {
-					s.actuals.drop(key)
-				}
-			}
-			return rows, nil
-		}
-		if rows, err = s.absorbIndex(out.responses[0].GetResponseRange().Kvs); err != nil {
-			return nil, err
-		}
+		return true, nil, nil
 	}
-	return nil, conflictErr(s.keys.ActualLRPIndex(processGuid, index))
+	next, err = s.absorbIndex(out.responses[0].GetResponseRange().Kvs)
+	return false, next, err
 }
 
 // removeStandIn deletes the EVACUATING or SUSPECT row held by ik, if any,
