@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/tedsuo/ifrit/grouper"
 
 	"github.com/gavel-scheduler/gavel/auctioneer"
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
@@ -57,11 +56,7 @@ pool (--gossip-join), never read from the store per auction.`,
 			}
 			defer etcd.Close()
 			reg := debugserver.NewRegistry()
-			members := grouper.Members{{Name: "auctioneer", Runner: auctioneer.NewProcess(cfg, etcd, reg, logger)}}
-			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, etcdHealth(etcd), logger)})
-			}
-			return runGroup(members)
+			return runDaemon("auctioneer", auctioneer.NewProcess(cfg, etcd, reg, logger), cfg.DebugAddress, reg, etcdHealth(etcd), logger)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/tedsuo/ifrit"
@@ -101,11 +103,7 @@ func bbsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			members := grouper.Members{{Name: "bbs", Runner: bbs.NewRunner(cfg, etcd, reg, logger, peers...)}}
-			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, etcdHealth(etcd), logger)})
-			}
-			return runGroup(members)
+			return runDaemon("bbs", bbs.NewRunner(cfg, etcd, reg, logger, peers...), cfg.DebugAddress, reg, etcdHealth(etcd), logger)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
@@ -139,6 +137,16 @@ func etcdHealth(c *clientv3.Client) debugserver.HealthFunc {
 		}
 		return nil
 	}
+}
+
+// runDaemon runs a daemon's runner, and its debug server beside it when
+// debugAddress is set, until SIGINT/SIGTERM.
+func runDaemon(name string, runner ifrit.Runner, debugAddress string, reg *prometheus.Registry, health debugserver.HealthFunc, logger *slog.Logger) error {
+	members := grouper.Members{{Name: name, Runner: runner}}
+	if debugAddress != "" {
+		members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: debugAddress}, reg, health, logger)})
+	}
+	return runGroup(members)
 }
 
 // runGroup runs members in order until SIGINT/SIGTERM, stopping them in

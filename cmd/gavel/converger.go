@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/tedsuo/ifrit/grouper"
 
 	"github.com/gavel-scheduler/gavel/converger"
 	"github.com/gavel-scheduler/gavel/internal/cli"
@@ -70,11 +69,7 @@ the converger replaces nothing for them until they return or an operator runs
 			}
 			defer etcd.Close()
 			reg := debugserver.NewRegistry()
-			members := grouper.Members{{Name: "converger", Runner: converger.NewProcess(cfg, etcd, reg, logger)}}
-			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, etcdHealth(etcd), logger)})
-			}
-			return runGroup(members)
+			return runDaemon("converger", converger.NewProcess(cfg, etcd, reg, logger), cfg.DebugAddress, reg, etcdHealth(etcd), logger)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/tedsuo/ifrit/grouper"
 
 	"github.com/gavel-scheduler/gavel/executor/garden"
 	"github.com/gavel-scheduler/gavel/executor/gardenrunc"
@@ -82,11 +81,7 @@ func gardenCommand() *cobra.Command {
 				Name: "gavel_garden_containers",
 				Help: "Containers on this Garden server, including those being created.",
 			}, func() float64 { return float64(backend.Count()) }))
-			members := grouper.Members{{Name: "garden", Runner: garden.NewServer(cfg.Server(), backend, logger)}}
-			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, nil, logger)})
-			}
-			if err := runGroup(members); err != nil {
+			if err := runDaemon("garden", garden.NewServer(cfg.Server(), backend, logger), cfg.DebugAddress, reg, nil, logger); err != nil {
 				return fmt.Errorf("garden: %w", err)
 			}
 			return nil

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/tedsuo/ifrit/grouper"
 
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
 	"github.com/gavel-scheduler/gavel/rep"
@@ -78,11 +77,7 @@ elsewhere. SIGTERM stops the rep and leaves the containers running.`,
 					}
 				}
 			}()
-			members := grouper.Members{{Name: "rep", Runner: proc}}
-			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, nil, logger)})
-			}
-			return runGroup(members)
+			return runDaemon("rep", proc, cfg.DebugAddress, reg, nil, logger)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/tedsuo/ifrit/grouper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gavel-scheduler/gavel/internal/debugserver"
@@ -71,11 +70,7 @@ Envoy an empty configuration.`,
 				health = etcdHealth(etcd)
 			}
 			reg := debugserver.NewRegistry()
-			members := grouper.Members{{Name: "route-emitter", Runner: routeemitter.NewProcess(cfg, etcd, reg, logger)}}
-			if cfg.DebugAddress != "" {
-				members = append(members, grouper.Member{Name: "debug", Runner: debugserver.New(debugserver.Config{Address: cfg.DebugAddress}, reg, health, logger)})
-			}
-			return runGroup(members)
+			return runDaemon("route-emitter", routeemitter.NewProcess(cfg, etcd, reg, logger), cfg.DebugAddress, reg, health, logger)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML or JSON config file")
