@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gavel-scheduler/gavel/executor"
 	"github.com/gavel-scheduler/gavel/executor/garden"
-	"github.com/gavel-scheduler/gavel/executor/gardenrunc"
-	"github.com/gavel-scheduler/gavel/internal/testrootfs"
+	"github.com/gavel-scheduler/gavel/internal/gardentest"
 )
 
 // runcOptions name the host resources of one test's Garden server, so
@@ -29,47 +26,14 @@ type runcOptions struct {
 // test ends.
 func startRuncExecutor(t testing.TB, o runcOptions) *executor.Executor {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "gvl-rep-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := testrootfs.Build(rootfs, ""); err != nil {
-		t.Fatal(err)
-	}
-	backend, err := gardenrunc.New(gardenrunc.Config{
-		Depot: filepath.Join(dir, "depot"), RuncRoot: filepath.Join(dir, "runc"), DefaultRootFS: rootfs,
-		Preloaded: map[string]string{"busybox": rootfs}, Tag: o.tag, NetworkPool: o.pool, ExternalIP: "127.0.0.1",
-		PortPoolStart: o.portStart, PortPoolSize: 100, StopTimeout: 2 * time.Second,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "garden.sock")
-	srv := garden.NewServer(garden.ServerConfig{Network: "unix", Address: sock}, backend, nil)
-	signals, ready, done := make(chan os.Signal, 1), make(chan struct{}), make(chan error, 1)
-	go func() { done <- srv.Run(signals, ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	sock := gardentest.Start(t, gardentest.Options{Tag: o.tag, NetworkPool: o.pool, PortPoolStart: o.portStart})
+	cache := t.TempDir()
 	exec, err := executor.New(context.Background(), executor.Config{MemoryMB: 64000, DiskMB: 64000, MaxContainers: o.containers,
-		Owner: o.tag, DownloadCacheDir: filepath.Join(dir, "cache"), Logger: quietLogger()}, garden.NewClient("unix", sock))
+		Owner: o.tag, DownloadCacheDir: cache, Logger: quietLogger()}, garden.NewClient("unix", sock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		exec.Close()
-		signals <- os.Interrupt
-		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if err := backend.Teardown(ctx); err != nil {
-			t.Errorf("garden teardown: %v", err)
-		}
-	})
+	t.Cleanup(exec.Close)
 	return exec
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,12 +16,9 @@ import (
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/tedsuo/ifrit"
 
-	"github.com/gavel-scheduler/gavel/executor/garden"
-	"github.com/gavel-scheduler/gavel/executor/gardenrunc"
+	"github.com/gavel-scheduler/gavel/internal/gardentest"
 	"github.com/gavel-scheduler/gavel/internal/roottest"
-	"github.com/gavel-scheduler/gavel/internal/testrootfs"
 )
 
 // devCluster is a `gavel dev` with real cells (Garden on runc), reached
@@ -426,36 +422,7 @@ func TestTasksAndPlacementErrors(t *testing.T) {
 // socket, torn down (containers, bridge, chains) at the end.
 func startGarden(t testing.TB, tag, pool string, ports int) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "gvl-rep-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := testrootfs.Build(rootfs, ""); err != nil {
-		t.Fatal(err)
-	}
-	backend, err := gardenrunc.New(gardenrunc.Config{
-		Depot: filepath.Join(dir, "depot"), RuncRoot: filepath.Join(dir, "runc"), DefaultRootFS: rootfs,
-		Preloaded: map[string]string{"busybox": rootfs}, Tag: tag, NetworkPool: pool, ExternalIP: "127.0.0.1",
-		PortPoolStart: ports, PortPoolSize: 100, StopTimeout: 2 * time.Second,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "garden.sock")
-	srv := garden.NewServer(garden.ServerConfig{Network: "unix", Address: sock}, backend, nil)
-	proc := ifrit.Invoke(srv)
-	t.Cleanup(func() {
-		proc.Signal(os.Interrupt)
-		<-proc.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := backend.Teardown(ctx); err != nil {
-			t.Errorf("garden teardown: %v", err)
-		}
-	})
-	return sock
+	return gardentest.Start(t, gardentest.Options{Tag: tag, NetworkPool: pool, PortPoolStart: ports})
 }
 
 // startRep runs `gavel rep` for one cell against the dev control plane.
