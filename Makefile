@@ -9,7 +9,7 @@ TESTFLAGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build dev test bench proto lint fuzz clean
+.PHONY: all build dev test bench proto init lint fuzz clean
 
 all: build
 
@@ -55,6 +55,11 @@ proto:
 		--go_out=. --go_opt=module=github.com/gavel-scheduler/gavel \
 		--go-grpc_out=. --go-grpc_opt=module=github.com/gavel-scheduler/gavel \
 		proto/models/*.proto
+
+# garden-init's machine code, from its assembly source (binutils).
+init:
+	@hack/deps.sh test
+	hack/gen-init.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -13,8 +13,9 @@ group="${1:-test}"
 case "$group" in
   # The Garden server (executor/gardenrunc) drives runc and iptables;
   # iproute2 is for operators and tests that inspect links; busybox-static
-  # is the test and dev rootfs (internal/testrootfs).
-  test) pkgs=(runc iptables iproute2 busybox-static) ;;
+  # is the test and dev rootfs (internal/testrootfs); binutils assembles
+  # garden-init (`make init`, and the test that checks initcode.go).
+  test) pkgs=(runc iptables iproute2 busybox-static binutils) ;;
   dev) pkgs=(runc iptables iproute2 busybox-static) ;;
   proto) pkgs=(protobuf-compiler libprotobuf-dev) ;;
   *) echo "usage: $0 test|dev|proto" >&2; exit 2 ;;

@@ -38,7 +38,7 @@ func gardenFlags(fs *pflag.FlagSet, cfg *gardenrunc.DaemonConfig) {
 	fs.StringSliceVar(&cfg.DenyNetworks, "deny-network", cfg.DenyNetworks, "CIDRs containers may reach only through NetOut rules")
 	fs.BoolVar(&cfg.AllowPrivileged, "allow-privileged", cfg.AllowPrivileged, "permit privileged containers")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", cfg.CgroupParent, "cgroup, under the server's own, holding the containers'")
-	fs.StringVar(&cfg.InitBinary, "init-binary", cfg.InitBinary, "static init for containers instead of the built-in garden-init")
+	fs.StringVar(&cfg.InitBinary, "init-binary", cfg.InitBinary, "static init for containers instead of the built-in garden-init (it must speak garden-init's spawn protocol)")
 	fs.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of container interfaces")
 	fs.DurationVar((*time.Duration)(&cfg.StopTimeout), "stop-timeout", cfg.StopTimeout.D(), "wait between SIGTERM and SIGKILL in Stop")
 	fs.BoolVar(&cfg.DestroyContainersOnStartup, "destroy-containers-on-startup", cfg.DestroyContainersOnStartup, "destroy the depot's containers instead of restoring them")

@@ -20,8 +20,9 @@ import (
 // (same rootfs overlay, mounts, namespaces and seccomp, running `true` as
 // its only process), so the overhead of gavel over runc is measured on the
 // same machine in the same conditions. Reported: p50 and p90 of each, and
-// their ratio; and the p50 of the lifecycle gavel performs done with bare
-// runc commands (run -d, exec, delete), gavel's floor on runc.
+// their ratio; and the p50 of the same lifecycle done with bare runc
+// commands (run -d, exec, delete), which is what a Garden server that runs
+// processes through `runc exec` cannot go below.
 func BenchmarkCreateRunDestroy(b *testing.B) {
 	requireHost(b)
 	s := startServer(b, "unix")
@@ -51,8 +52,8 @@ func BenchmarkCreateRunDestroy(b *testing.B) {
 		b.Fatal(err)
 	}
 	// The same lifecycle done with bare runc commands (run -d of the
-	// garden-init bundle, exec true, SIGKILL, delete): the floor for what
-	// gavel does, reported beside the single raw run.
+	// garden-init bundle, exec true, SIGKILL, delete): the floor of a
+	// server that runs processes through `runc exec`.
 	lifeDir := filepath.Join(b.TempDir(), "life")
 	os.MkdirAll(lifeDir, 0o700)
 	lov, err := mountOverlay(lifeDir, testRootfs, garden.DiskLimits{})

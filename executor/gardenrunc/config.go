@@ -2,7 +2,8 @@
 // an OCI bundle in the depot, started with `runc run --detach` around a
 // pid 1 named garden-init, with an overlayfs copy-on-write layer over its
 // image, cgroup limits, and a veth on a bridge with an address from a pool.
-// Processes run through `runc exec`; StreamIn/StreamOut move tar streams
+// Processes are forked by garden-init on the server's request (spawn.go),
+// with the init's confinement and no runc start; StreamIn/StreamOut move tar streams
 // resolved inside the container's root; NetIn and NetOut are iptables
 // rules. Containers outlive the server: their state lives in the depot and
 // Start restores them.
@@ -88,8 +89,9 @@ type Config struct {
 	// CgroupParent is the cgroup (relative to the server's own) under
 	// which containers get theirs.
 	CgroupParent string
-	// InitBinary replaces the built-in garden-init (a static executable
-	// that reaps and never exits).
+	// InitBinary replaces the built-in garden-init: a static executable
+	// that reaps, never exits, and starts processes over the spawn socket
+	// it gets as fd 3 (the protocol of spawn.go and initsrc/).
 	InitBinary string
 	// MTU of the container interfaces.
 	MTU int

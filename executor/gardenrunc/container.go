@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/gavel-scheduler/gavel/executor/garden"
 )
@@ -98,9 +98,19 @@ func (c *container) Stop(ctx context.Context, kill bool) error {
 		pids, _ := c.st.Cgroups.pids()
 		return slices.DeleteFunc(pids, func(p int) bool { return p == init })
 	}
+	// The processes' shims report their exits: they are left to end with
+	// their processes.
+	c.mu.Lock()
+	procs := make([]*process, 0, len(c.procs))
+	for _, p := range c.procs {
+		procs = append(procs, p)
+	}
+	c.mu.Unlock()
 	signal := func(sig syscall.Signal) {
 		for _, pid := range others() {
-			_ = syscall.Kill(pid, sig)
+			if !slices.ContainsFunc(procs, func(p *process) bool { return p.isShim(pid) }) {
+				_ = syscall.Kill(pid, sig)
+			}
 		}
 	}
 	gone := func(d time.Duration) bool {
@@ -442,10 +452,10 @@ func (c *container) Run(ctx context.Context, spec garden.ProcessSpec, pio garden
 	// Reserve the ID while starting.
 	placeholder := &process{id: spec.ID, done: make(chan struct{})}
 	c.procs[spec.ID] = placeholder
-	imageEnv, containerEnv, privileged := c.st.Image.Env, c.st.Spec.Env, c.st.Spec.Privileged
+	imageEnv, containerEnv := c.st.Image.Env, c.st.Spec.Env
 	c.mu.Unlock()
 
-	p, err := c.startProcess(spec, u, cwd, mergeEnv(imageEnv, containerEnv), privileged, pio)
+	p, err := c.startProcess(spec, u, cwd, mergeEnv(imageEnv, containerEnv), pio)
 	c.mu.Lock()
 	if err != nil {
 		delete(c.procs, spec.ID)
@@ -459,33 +469,39 @@ func (c *container) Run(ctx context.Context, spec garden.ProcessSpec, pio garden
 	return p, nil
 }
 
-func (c *container) startProcess(spec garden.ProcessSpec, u execUser, cwd string, baseEnv []string, privileged bool, pio garden.ProcessIO) (*process, error) {
+func (c *container) startProcess(spec garden.ProcessSpec, u execUser, cwd string, baseEnv []string, pio garden.ProcessIO) (*process, error) {
 	dir := filepath.Join(c.dir, "processes", spec.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ps := specs.Process{
-		Args:            append([]string{spec.Path}, spec.Args...),
-		Env:             processEnv(baseEnv, nil, spec.Env, spec.User, u.UID),
-		Cwd:             cwd,
-		User:            specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups},
-		Capabilities:    processCaps(privileged, u.UID),
-		NoNewPrivileges: !privileged,
-		Rlimits:         rlimits(spec.Limits),
+	// The process inherits garden-init's capabilities, seccomp filter and
+	// no_new_privs; a user other than root loses the capabilities when
+	// its uid is set, as under runc.
+	ss := spawnSpec{
+		Path:    spec.Path,
+		Args:    append([]string{spec.Path}, spec.Args...),
+		Env:     processEnv(baseEnv, nil, spec.Env, spec.User, u.UID),
+		Dir:     cwd,
+		UID:     u.UID,
+		GID:     u.GID,
+		Groups:  u.Groups,
+		Rlimits: rlimits(spec.Limits),
 	}
+	var term [2]*os.File
 	if spec.TTY != nil {
-		ws := windowSize(spec.TTY)
-		ps.Terminal = true
-		ps.ConsoleSize = &specs.Box{Height: uint(ws.Rows), Width: uint(ws.Columns)}
+		root, err := c.root()
+		if err != nil {
+			return nil, err
+		}
+		term[0], term[1], err = openPty(root, u.UID)
+		root.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
-	data, err := json.Marshal(ps)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "process.json"), data, 0o600); err != nil {
-		return nil, err
-	}
-	p, err := startProcess(c.b.runc, c.st.Handle, spec.ID, dir, spec.TTY, pio)
+	init, initStart := c.st.InitPID, c.st.InitStart
+	initAlive := func() bool { return procStartTime(init) == initStart }
+	p, err := startProcess(c.dir, dir, spec.ID, ss, spec.TTY, term, pio, initAlive)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -520,29 +536,29 @@ func (c *container) restoreProcesses(logger *slog.Logger) {
 	}
 }
 
-// rlimits maps Garden's rlimits (soft = hard) onto OCI ones.
-func rlimits(l garden.ResourceLimits) []specs.POSIXRlimit {
-	var out []specs.POSIXRlimit
-	add := func(name string, v *uint64) {
+// rlimits maps Garden's rlimits (soft = hard) onto the kernel's.
+func rlimits(l garden.ResourceLimits) []spawnRlimit {
+	var out []spawnRlimit
+	add := func(resource int, v *uint64) {
 		if v != nil {
-			out = append(out, specs.POSIXRlimit{Type: name, Hard: *v, Soft: *v})
+			out = append(out, spawnRlimit{Resource: resource, Hard: *v, Soft: *v})
 		}
 	}
-	add("RLIMIT_AS", l.As)
-	add("RLIMIT_CORE", l.Core)
-	add("RLIMIT_CPU", l.Cpu)
-	add("RLIMIT_DATA", l.Data)
-	add("RLIMIT_FSIZE", l.Fsize)
-	add("RLIMIT_LOCKS", l.Locks)
-	add("RLIMIT_MEMLOCK", l.Memlock)
-	add("RLIMIT_MSGQUEUE", l.Msgqueue)
-	add("RLIMIT_NICE", l.Nice)
-	add("RLIMIT_NOFILE", l.Nofile)
-	add("RLIMIT_NPROC", l.Nproc)
-	add("RLIMIT_RSS", l.Rss)
-	add("RLIMIT_RTPRIO", l.Rtprio)
-	add("RLIMIT_SIGPENDING", l.Sigpending)
-	add("RLIMIT_STACK", l.Stack)
+	add(unix.RLIMIT_AS, l.As)
+	add(unix.RLIMIT_CORE, l.Core)
+	add(unix.RLIMIT_CPU, l.Cpu)
+	add(unix.RLIMIT_DATA, l.Data)
+	add(unix.RLIMIT_FSIZE, l.Fsize)
+	add(unix.RLIMIT_LOCKS, l.Locks)
+	add(unix.RLIMIT_MEMLOCK, l.Memlock)
+	add(unix.RLIMIT_MSGQUEUE, l.Msgqueue)
+	add(unix.RLIMIT_NICE, l.Nice)
+	add(unix.RLIMIT_NOFILE, l.Nofile)
+	add(unix.RLIMIT_NPROC, l.Nproc)
+	add(unix.RLIMIT_RSS, l.Rss)
+	add(unix.RLIMIT_RTPRIO, l.Rtprio)
+	add(unix.RLIMIT_SIGPENDING, l.Sigpending)
+	add(unix.RLIMIT_STACK, l.Stack)
 	return out
 }
 
@@ -560,8 +576,8 @@ func (c *container) Attach(ctx context.Context, id string, pio garden.ProcessIO)
 	return attachment{p}, nil
 }
 
-// killProcesses waits for every runc exec of the container to end after
-// its processes were killed.
+// waitProcesses waits for every process of the container to end after
+// they were killed.
 func (c *container) waitProcesses(timeout time.Duration) {
 	c.mu.Lock()
 	procs := make([]*process, 0, len(c.procs))

@@ -229,7 +229,13 @@ func (b *Backend) build(ctx context.Context, c *container, src imageSource) erro
 		return err
 	}
 	pidFile := filepath.Join(c.dir, "init.pid")
-	if err := b.runc.run(ctx, spec.Handle, c.dir, pidFile); err != nil {
+	spawnSock, err := listenSpawn(c.dir)
+	if err != nil {
+		return err
+	}
+	err = b.runc.run(ctx, spec.Handle, c.dir, pidFile, spawnSock)
+	spawnSock.Close() // garden-init holds it now
+	if err != nil {
 		return fmt.Errorf("start container: %w", err)
 	}
 	pidData, err := os.ReadFile(pidFile)

@@ -10,39 +10,28 @@ import (
 	"runtime"
 )
 
-// Every container's pid 1 is garden-init: it sets SIGCHLD to "ignore" with
-// SA_NOCLDWAIT, so the kernel reaps every orphan that lands on it, and then
-// sleeps in pause(2) forever. The container therefore outlives its user
-// processes, and zombies never pile up.
+// Every container's pid 1 is garden-init. It reaps: SIGCHLD is "ignore"
+// with SA_NOCLDWAIT, so the kernel reaps every orphan that lands on it and
+// zombies never pile up. And it spawns: the container's processes are
+// forked by it on request over a socket only the host can reach (spawn.go
+// is the server's side), which spares a `runc exec` per process. It never
+// exits, so the container outlives its processes.
 //
-// The program is a few machine instructions, so it is assembled here into
-// a static ELF executable instead of being compiled: the gavel binary is
-// usually dynamically linked and could not run inside an arbitrary rootfs,
-// and no C toolchain is needed at run time. Only amd64 is encoded; other
-// architectures take Config.InitBinary.
-
-// initCodeAMD64 is the program text, loaded at initBase+initHeaderSize.
-// The sigaction struct (kernel layout: handler, flags, restorer, mask)
-// follows at offset initActOffset.
-var initCodeAMD64 = []byte{
-	0xb8, 0x0d, 0x00, 0x00, 0x00, // mov eax, 13 (rt_sigaction)
-	0xbf, 0x11, 0x00, 0x00, 0x00, // mov edi, 17 (SIGCHLD)
-	0x48, 0x8d, 0x35, 0x17, 0x00, 0x00, 0x00, // lea rsi, [rip+23] -> act
-	0x31, 0xd2, // xor edx, edx (no old action)
-	0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d, 8 (sigset size)
-	0x0f, 0x05, // syscall
-	0xb8, 0x22, 0x00, 0x00, 0x00, // loop: mov eax, 34 (pause)
-	0x0f, 0x05, // syscall
-	0xeb, 0xf7, // jmp loop
-	0x00, 0x00, 0x00, 0x00, // pad act to 8 bytes
-}
+// It is written in assembly (initsrc/garden-init-amd64.S, assembled into
+// initcode.go by `make init`) and wrapped here into a static ELF
+// executable: the gavel binary is usually dynamically linked and could not
+// run inside an arbitrary rootfs, a Go init would cost every container
+// megabytes of its memory limit, and no toolchain is needed at run time.
+// Only amd64 is encoded; other architectures take Config.InitBinary, which
+// must speak the same protocol.
 
 const (
 	initBase       = 0x400000
-	initHeaderSize = 64 + 56 // ELF header + one program header
-	initActOffset  = 40      // within the code: 17 (end of lea) + 23
-	sigIgn         = 1
-	saNoCldWait    = 2
+	initHeaderSize = 64 + 3*56 // ELF header + three program headers
+	// The data segment: zero-filled memory at a fixed address, which the
+	// spawn protocol's programs point into (spawnData* in spawn.go).
+	initDataBase = spawnDataBase
+	initDataSize = spawnProgOffset + spawnProgMax
 )
 
 // initELF returns the garden-init executable for this architecture.
@@ -50,13 +39,7 @@ func initELF() ([]byte, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("no built-in garden-init for %s: set the init binary", runtime.GOARCH)
 	}
-	code := append([]byte(nil), initCodeAMD64...)
-	if len(code) != initActOffset {
-		return nil, fmt.Errorf("garden-init code is %d bytes, want %d", len(code), initActOffset)
-	}
-	for _, v := range []uint64{sigIgn, saNoCldWait, 0, 0} {
-		code = binary.LittleEndian.AppendUint64(code, v)
-	}
+	code := initCodeAMD64
 	size := uint64(initHeaderSize + len(code))
 	var buf bytes.Buffer
 	le := binary.LittleEndian
@@ -70,9 +53,9 @@ func initELF() ([]byte, error) {
 		Phoff:     64,
 		Ehsize:    64,
 		Phentsize: 56,
-		Phnum:     1,
+		Phnum:     3,
 	}
-	prog := elf.Prog64{
+	progs := []elf.Prog64{{
 		Type:   uint32(elf.PT_LOAD),
 		Flags:  uint32(elf.PF_R | elf.PF_X),
 		Vaddr:  initBase,
@@ -80,12 +63,27 @@ func initELF() ([]byte, error) {
 		Filesz: size,
 		Memsz:  size,
 		Align:  0x1000,
-	}
+	}, {
+		// bss only: nothing in the file, pages appear as they are touched.
+		Type:  uint32(elf.PT_LOAD),
+		Flags: uint32(elf.PF_R | elf.PF_W),
+		Vaddr: initDataBase,
+		Paddr: initDataBase,
+		Memsz: initDataSize,
+		Align: 0x1000,
+	}, {
+		// A non-executable stack.
+		Type:  uint32(elf.PT_GNU_STACK),
+		Flags: uint32(elf.PF_R | elf.PF_W),
+		Align: 16,
+	}}
 	if err := binary.Write(&buf, le, hdr); err != nil {
 		return nil, err
 	}
-	if err := binary.Write(&buf, le, prog); err != nil {
-		return nil, err
+	for _, p := range progs {
+		if err := binary.Write(&buf, le, p); err != nil {
+			return nil, err
+		}
 	}
 	buf.Write(code)
 	return buf.Bytes(), nil

@@ -243,6 +243,7 @@ mount -t tmpfs none /mnt 2>/dev/null && echo mounted
 unshare -n true 2>/dev/null && echo unshared
 ls `+filepath.Dir(s.garden.Addr())+` 2>/dev/null && echo socket-dir-visible
 ls `+s.backend.cfg.Depot+` 2>/dev/null && echo depot-visible
+for f in /proc/$$/fd/*; do readlink $f; done | grep -q socket: && echo socket-inherited
 true`))
 	want := []string{"CapBnd:\t00000000a80425fb", "CapEff:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2"}
 	for _, w := range want {
@@ -250,7 +251,7 @@ true`))
 			t.Errorf("missing %q in:\n%s", w, out)
 		}
 	}
-	for _, bad := range []string{"sys-writable", "kcore-readable", "mounted", "unshared", "socket-dir-visible", "depot-visible"} {
+	for _, bad := range []string{"sys-writable", "kcore-readable", "mounted", "unshared", "socket-dir-visible", "depot-visible", "socket-inherited"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("container could: %s\n%s", bad, out)
 		}

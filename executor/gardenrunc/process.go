@@ -1,13 +1,10 @@
 package gardenrunc
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,9 +18,9 @@ import (
 	"github.com/gavel-scheduler/gavel/executor/garden"
 )
 
-// process is a process started with `runc exec --detach`. runc exits once
-// the process runs; the process is then the server's child (the server is
-// a subreaper), so its exit status comes from wait4.
+// process is a process garden-init started in the container (spawn.go).
+// Its exit status comes from the shim that waits for it, over the spawn
+// connection.
 //
 // Its stdout and stderr are FIFOs in the process directory that the
 // process holds open for reading and writing: if the server goes away,
@@ -32,9 +29,14 @@ import (
 // fanned out to every attached writer; Wait returns after the pumps have
 // delivered everything.
 type process struct {
-	id  string
-	dir string
-	pid int
+	id    string
+	dir   string
+	pid   int
+	start string // the pid's start time, which tells it from a recycled one
+	// shim is the pid of the garden-init shim that waits for the process
+	// and reports its exit; Stop leaves it be.
+	shim      int
+	shimStart string
 
 	stdin   *os.File   // the process's stdin pipe, or the pty master; nil once restored
 	tty     *os.File   // pty master, nil without a terminal
@@ -44,11 +46,10 @@ type process struct {
 	stdinMu     sync.Mutex
 	stdinClosed bool
 
-	// mu guards the writer lists and startErr.
-	mu       sync.Mutex
-	outs     []io.Writer
-	errs     []io.Writer
-	startErr bytes.Buffer // runc's complaint when the process never started
+	// mu guards the writer lists.
+	mu   sync.Mutex
+	outs []io.Writer
+	errs []io.Writer
 
 	pumps  sync.WaitGroup
 	done   chan struct{}
@@ -63,6 +64,8 @@ type processRecord struct {
 	ID        string `json:"id"`
 	Pid       int    `json:"pid"`
 	StartTime string `json:"start_time"`
+	ShimPid   int    `json:"shim_pid,omitempty"`
+	ShimStart string `json:"shim_start,omitempty"`
 	TTY       bool   `json:"tty,omitempty"`
 }
 
@@ -106,38 +109,31 @@ func outputFIFO(path string) (child, server *os.File, err error) {
 	return child, server, nil
 }
 
-// startProcess runs `runc exec --detach` for the process file in dir and
-// returns once the process runs, or with runc's error.
-func startProcess(r runcCLI, handle, id, dir string, tty *garden.TTYSpec, pio garden.ProcessIO) (*process, error) {
+// startProcess has the container's garden-init (its spawn socket is in
+// containerDir) start the process, whose stdio and record live in dir,
+// and returns once the process runs. initAlive tells, once the process's
+// shim is gone, whether the whole container went with it.
+//
+// A terminal process gets the pty pair term (openPty), sized by tty.
+func startProcess(containerDir, dir string, id string, spec spawnSpec, tty *garden.TTYSpec, term [2]*os.File, pio garden.ProcessIO, initAlive func() bool) (*process, error) {
 	p := &process{id: id, dir: dir, done: make(chan struct{})}
-	pidFile := filepath.Join(dir, "pid")
-	args := []string{"exec", "--detach", "--process", filepath.Join(dir, "process.json"), "--pid-file", pidFile}
-	// The process outlives any request: nothing cancels runc but its end.
-	cmd := r.command(context.Background())
-	var (
-		childFiles []*os.File
-		readers    []*os.File
-		console    net.Listener
-		runcErr    bytes.Buffer
-	)
-	closeAll := func() {
-		for _, f := range append(childFiles, readers...) {
+	var childFiles, readers []*os.File
+	closeAll := func(files []*os.File) {
+		for _, f := range files {
 			f.Close()
-		}
-		if p.stdin != nil {
-			p.stdin.Close()
 		}
 	}
 	if tty != nil {
-		sock := filepath.Join(dir, "console.sock")
-		l, err := net.Listen("unix", sock)
-		if err != nil {
-			return nil, fmt.Errorf("console socket: %w", err)
+		master, slave := term[0], term[1]
+		if err := setWinsize(master, windowSize(tty)); err != nil {
+			master.Close()
+			slave.Close()
+			return nil, fmt.Errorf("terminal size: %w", err)
 		}
-		console = l
-		defer console.Close()
-		args = append(args, "--tty", "--console-socket", sock)
-		cmd.Stdout, cmd.Stderr = &runcErr, &runcErr
+		childFiles = []*os.File{slave}
+		p.tty, p.stdin = master, master
+		readers = []*os.File{master}
+		spec.TTY = true
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -147,116 +143,73 @@ func startProcess(r runcCLI, handle, id, dir string, tty *garden.TTYSpec, pio ga
 		for _, name := range []string{"stdout", "stderr"} {
 			child, server, err := outputFIFO(filepath.Join(dir, name))
 			if err != nil {
-				closeAll()
+				closeAll(append(childFiles, readers...))
+				inW.Close()
 				return nil, err
 			}
 			childFiles, readers = append(childFiles, child), append(readers, server)
 		}
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, childFiles[1], childFiles[2]
 	}
-	cmd.Args = append(cmd.Args, append(args, handle)...)
 	p.attach(pio)
-	if err := cmd.Start(); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("start runc exec: %w", err)
-	}
-	for _, f := range childFiles {
-		f.Close()
-	}
-	childFiles = nil
-	if console != nil {
-		master, err := receiveConsole(console, cmd)
-		if err != nil {
-			_ = cmd.Wait()
-			return nil, p.startFailure(err, runcErr.String())
+	sp, err := spawn(containerDir, spec, childFiles)
+	closeAll(childFiles)
+	if err != nil {
+		closeAll(readers)
+		if p.tty == nil {
+			p.stdin.Close()
 		}
-		p.tty, p.stdin = master, master
-		readers = append(readers, master)
+		return nil, err
 	}
+	p.pid, p.start = sp.pid, procStartTime(sp.pid)
+	p.shim, p.shimStart = sp.shim, procStartTime(sp.shim)
 	p.readers = readers
 	for i, r := range readers {
 		p.pumps.Add(1)
 		go p.pump(r, i == 1)
 	}
-	if err := cmd.Wait(); err != nil {
-		// runc wrote why on stderr, which the pump has read (runc's
-		// end is gone, so the pumps end too).
-		p.pumps.Wait()
-		closeAll()
-		p.mu.Lock()
-		msg := p.startErr.String()
-		p.mu.Unlock()
-		return nil, p.startFailure(err, msg+runcErr.String())
-	}
-	pid, err := readPid(pidFile)
-	if err != nil {
+	if err := writeRecord(dir, processRecord{ID: id, Pid: p.pid, StartTime: p.start, ShimPid: p.shim, ShimStart: p.shimStart, TTY: tty != nil}); err != nil {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		go p.waitSpawned(sp, initAlive)
 		return nil, err
 	}
-	p.mu.Lock()
-	p.pid = pid // also ends the pumps' capture of runc's errors
-	p.mu.Unlock()
-	if err := writeRecord(dir, processRecord{ID: id, Pid: pid, StartTime: procStartTime(pid), TTY: tty != nil}); err != nil {
-		return nil, err
-	}
-	go p.waitChild()
+	go p.waitSpawned(sp, initAlive)
 	if pio.Stdin != nil {
 		go p.copyStdin(pio.Stdin, true)
 	}
 	return p, nil
 }
 
-// receiveConsole takes the pty master runc sends over the console socket
-// (or gives up when runc exits first).
-func receiveConsole(l net.Listener, cmd interface{ Wait() error }) (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
+// openPty opens a terminal pair on the container's devpts (reached from
+// the host through root, the container's root), as runc would for the
+// process: the master for the server (non-blocking, for the poller), the
+// slave, owned by uid, for the process.
+func openPty(root *os.Root, uid uint32) (master, slave *os.File, err error) {
+	master, err = root.OpenFile("dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open a terminal: %w", err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer conn.Close()
-		uc := conn.(*net.UnixConn)
-		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) == 0 {
-			ch <- result{nil, fmt.Errorf("console socket: no control message: %v", err)}
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) == 0 {
-			ch <- result{nil, fmt.Errorf("console socket: no fd: %v", err)}
-			return
-		}
-		ch <- result{os.NewFile(uintptr(fds[0]), "pty-master"), nil}
-	}()
-	select {
-	case r := <-ch:
-		return r.f, r.err
-	case <-time.After(30 * time.Second):
-		l.Close()
-		return nil, errors.New("runc never sent the console")
+	m := int(master.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(m, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 5 || unix.Minor(st.Rdev) != 2 {
+		master.Close()
+		return nil, nil, errors.New("open a terminal: the container's /dev/pts/ptmx is not a pty multiplexer")
 	}
-}
-
-func (p *process) startFailure(err error, msg string) error {
-	msg = strings.TrimSpace(msg)
-	if msg == "" {
-		msg = fmt.Sprintf("runc exec: %v", err)
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("unlock the terminal: %w", err)
 	}
-	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
-		return garden.ExecutableNotFoundError{Message: msg}
+	s, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		master.Close()
+		return nil, nil, fmt.Errorf("open the terminal's slave: %w", errno)
 	}
-	return errors.New(msg)
+	slave = os.NewFile(s, "pty-slave")
+	if err := slave.Chown(int(uid), -1); err != nil {
+		master.Close()
+		slave.Close()
+		return nil, nil, fmt.Errorf("terminal owner: %w", err)
+	}
+	return master, slave, nil
 }
 
 func readPid(path string) (int, error) {
@@ -314,7 +267,8 @@ func restoreProcess(dir string) (*process, error) {
 	if rec.TTY || rec.StartTime == "" || procStartTime(rec.Pid) != rec.StartTime {
 		return nil, errors.New("process is gone")
 	}
-	p := &process{id: rec.ID, dir: dir, pid: rec.Pid, done: make(chan struct{}), stdinClosed: true}
+	p := &process{id: rec.ID, dir: dir, pid: rec.Pid, start: rec.StartTime, shim: rec.ShimPid, shimStart: rec.ShimStart,
+		done: make(chan struct{}), stdinClosed: true}
 	for i, name := range []string{"stdout", "stderr"} {
 		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|unix.O_NONBLOCK, 0)
 		if err != nil {
@@ -353,9 +307,6 @@ func (p *process) pump(r *os.File, stderr bool) {
 			if stderr {
 				ws = p.errs
 			}
-			if p.pid == 0 && p.startErr.Len() < 4096 {
-				p.startErr.Write(buf[:n])
-			}
 			ws = append([]io.Writer(nil), ws...)
 			p.mu.Unlock()
 			for _, w := range ws {
@@ -368,26 +319,22 @@ func (p *process) pump(r *os.File, stderr bool) {
 	}
 }
 
-// waitChild reaps the process (the server's child since runc exited).
-func (p *process) waitChild() {
-	var ws unix.WaitStatus
-	status, err := 0, error(nil)
-	for {
-		_, werr := unix.Wait4(p.pid, &ws, 0, nil)
-		if errors.Is(werr, unix.EINTR) {
-			continue
+// waitSpawned takes the exit status from the process's shim. A shim gone
+// without a word leaves two cases: the container's init died, and with it
+// (SIGKILL to the whole pid namespace) the process; or something killed
+// the shim alone, and the process, if it runs on, is waited for by pid.
+func (p *process) waitSpawned(sp *spawned, initAlive func() bool) {
+	status, err := sp.wait()
+	if errors.Is(err, errShimLost) {
+		switch {
+		case !initAlive():
+			status, err = 128+int(syscall.SIGKILL), nil
+		default:
+			if p.start != "" && procStartTime(p.pid) == p.start {
+				p.waitStranger(p.start)
+				return
+			}
 		}
-		if werr != nil {
-			err = fmt.Errorf("wait for process %s: %w", p.id, werr)
-		}
-		break
-	}
-	switch {
-	case err != nil:
-	case ws.Signaled():
-		status = 128 + int(ws.Signal())
-	default:
-		status = ws.ExitStatus()
 	}
 	p.finish(status, err)
 }
@@ -484,6 +431,11 @@ func (p *process) detach() {
 	for _, r := range p.readers {
 		r.Close()
 	}
+}
+
+// isShim tells whether pid is the process's running shim.
+func (p *process) isShim(pid int) bool {
+	return p.shim != 0 && pid == p.shim && p.shimStart != "" && procStartTime(pid) == p.shimStart
 }
 
 func (p *process) exitedNow() bool {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -36,19 +37,22 @@ func (r runcCLI) output(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// run starts the bundle's init detached and writes its pid to pidFile.
-// The init inherits runc's stdio, so those must be files, not pipes (a
-// pipe would stay open as long as the container and hang the wait): stdout
-// is /dev/null and stderr a file in the bundle, read back on failure.
-func (r runcCLI) run(ctx context.Context, id, bundle, pidFile string) error {
+// run starts the bundle's init detached and writes its pid to pidFile;
+// the init gets extra as its descriptors from 3 on. The init inherits
+// runc's stdio, so those must be files, not pipes (a pipe would stay open
+// as long as the container and hang the wait): stdout is /dev/null and
+// stderr a file in the bundle, read back on failure.
+func (r runcCLI) run(ctx context.Context, id, bundle, pidFile string, extra ...*os.File) error {
 	errPath := filepath.Join(bundle, "runc-run.stderr")
 	errFile, err := os.Create(errPath)
 	if err != nil {
 		return err
 	}
 	defer errFile.Close()
-	cmd := r.command(ctx, "run", "--detach", "--no-new-keyring", "--bundle", bundle, "--pid-file", pidFile, id)
+	cmd := r.command(ctx, "run", "--detach", "--no-new-keyring", "--bundle", bundle, "--pid-file", pidFile,
+		"--preserve-fds", strconv.Itoa(len(extra)), id)
 	cmd.Stderr = errFile
+	cmd.ExtraFiles = extra
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(errPath)
 		if len(bytes.TrimSpace(msg)) == 0 {
