@@ -172,6 +172,13 @@ func (c *fakeContainer) Run(ctx context.Context, spec garden.ProcessSpec, pio ga
 	return p, nil
 }
 
+func (c *fakeContainer) hasProcess(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.procs[id]
+	return ok
+}
+
 func (c *fakeContainer) Attach(ctx context.Context, id string, pio garden.ProcessIO) (garden.Process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
