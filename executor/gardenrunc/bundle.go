@@ -66,7 +66,7 @@ func cpuShares(l garden.CPULimits) uint64 {
 // buildSpec is the container's OCI runtime config: pid 1 is garden-init,
 // namespaces for everything but users, and the limits as cgroup resources.
 func buildSpec(p bundleParams) *specs.Spec {
-	caps := processCaps(p.Privileged, 0)
+	caps := initCaps(p.Privileged)
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: hostname(p.Handle),

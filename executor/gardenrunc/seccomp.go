@@ -99,15 +99,12 @@ var allCaps = []string{
 	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
 }
 
-// processCaps is the capability set of a process run as uid.
-func processCaps(privileged bool, uid uint32) *specs.LinuxCapabilities {
+// initCaps is the capability set of garden-init, which every process of
+// the container inherits (a user other than root drops it at setresuid).
+func initCaps(privileged bool) *specs.LinuxCapabilities {
 	set := dockerDefaultCaps
 	if privileged {
 		set = allCaps
 	}
-	caps := &specs.LinuxCapabilities{Bounding: set}
-	if uid == 0 {
-		caps.Effective, caps.Permitted = set, set
-	}
-	return caps
+	return &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
 }
