@@ -269,9 +269,14 @@ func TestHubSlowSubscriber(t *testing.T) {
 			ops = append(ops, putOp(t, src.Keys.ActualLRP(guid, i, 0), actual(guid, i, models.ActualLRP_RUNNING, cell, 0)))
 		}
 		last = txn(t, cli, ops...)
+		if n == 0 {
+			// Both have copied their first batch (and block sending
+			// it) before the ring turns over: on a loaded machine they
+			// could otherwise fall behind before copying anything.
+			all.waitFor(t, 1)
+			onCell.waitFor(t, 1)
+		}
 	}
-	all.waitFor(t, 1)
-	onCell.waitFor(t, 1)
 	// Let them go once the ring has turned over past both.
 	eventually(t, 10*time.Second, func() bool {
 		src.mu.Lock()
