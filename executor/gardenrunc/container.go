@@ -100,15 +100,16 @@ func (c *container) Stop(ctx context.Context, kill bool) error {
 	}
 	// The processes' shims report their exits: they are left to end with
 	// their processes.
-	c.mu.Lock()
-	procs := make([]*process, 0, len(c.procs))
-	for _, p := range c.procs {
-		procs = append(procs, p)
-	}
-	c.mu.Unlock()
+	procs := c.started()
 	signal := func(sig syscall.Signal) {
+		shims := make(map[int]bool, len(procs))
+		for _, p := range procs {
+			if p.shimRuns() {
+				shims[p.shim] = true
+			}
+		}
 		for _, pid := range others() {
-			if !slices.ContainsFunc(procs, func(p *process) bool { return p.isShim(pid) }) {
+			if !shims[pid] {
 				_ = syscall.Kill(pid, sig)
 			}
 		}
@@ -498,10 +499,16 @@ func (c *container) startProcess(spec garden.ProcessSpec, u execUser, cwd string
 		if err != nil {
 			return nil, err
 		}
+		if err := setWinsize(term[0], windowSize(spec.TTY)); err != nil {
+			term[0].Close()
+			term[1].Close()
+			return nil, fmt.Errorf("terminal size: %w", err)
+		}
+		ss.TTY = true
 	}
 	init, initStart := c.st.InitPID, c.st.InitStart
 	initAlive := func() bool { return procStartTime(init) == initStart }
-	p, err := startProcess(c.dir, dir, spec.ID, ss, spec.TTY, term, pio, initAlive)
+	p, err := startProcess(c.dir, dir, spec.ID, ss, term, pio, initAlive)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -576,19 +583,25 @@ func (c *container) Attach(ctx context.Context, id string, pio garden.ProcessIO)
 	return attachment{p}, nil
 }
 
-// waitProcesses waits for every process of the container to end after
-// they were killed.
-func (c *container) waitProcesses(timeout time.Duration) {
+// started is the container's processes that have started (not the
+// placeholders of those starting).
+func (c *container) started() []*process {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	procs := make([]*process, 0, len(c.procs))
 	for _, p := range c.procs {
 		if p.pid != 0 {
 			procs = append(procs, p)
 		}
 	}
-	c.mu.Unlock()
+	return procs
+}
+
+// waitProcesses waits for every process of the container to end after
+// they were killed.
+func (c *container) waitProcesses(timeout time.Duration) {
 	deadline := time.After(timeout)
-	for _, p := range procs {
+	for _, p := range c.started() {
 		select {
 		case <-p.done:
 		case <-deadline:

@@ -238,12 +238,8 @@ func (b *Backend) build(ctx context.Context, c *container, src imageSource) erro
 	if err != nil {
 		return fmt.Errorf("start container: %w", err)
 	}
-	pidData, err := os.ReadFile(pidFile)
-	if err != nil {
-		return err
-	}
-	if c.st.InitPID, err = strconv.Atoi(strings.TrimSpace(string(pidData))); err != nil {
-		return fmt.Errorf("init pid: %w", err)
+	if c.st.InitPID, err = readPid(pidFile); err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
 	c.st.InitStart = procStartTime(c.st.InitPID)
 	c.st.Attached = true

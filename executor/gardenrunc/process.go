@@ -114,8 +114,8 @@ func outputFIFO(path string) (child, server *os.File, err error) {
 // and returns once the process runs. initAlive tells, once the process's
 // shim is gone, whether the whole container went with it.
 //
-// A terminal process gets the pty pair term (openPty), sized by tty.
-func startProcess(containerDir, dir string, id string, spec spawnSpec, tty *garden.TTYSpec, term [2]*os.File, pio garden.ProcessIO, initAlive func() bool) (*process, error) {
+// A terminal process (spec.TTY) gets the pty pair term (openPty).
+func startProcess(containerDir, dir string, id string, spec spawnSpec, term [2]*os.File, pio garden.ProcessIO, initAlive func() bool) (*process, error) {
 	p := &process{id: id, dir: dir, done: make(chan struct{})}
 	var childFiles, readers []*os.File
 	closeAll := func(files []*os.File) {
@@ -123,17 +123,10 @@ func startProcess(containerDir, dir string, id string, spec spawnSpec, tty *gard
 			f.Close()
 		}
 	}
-	if tty != nil {
-		master, slave := term[0], term[1]
-		if err := setWinsize(master, windowSize(tty)); err != nil {
-			master.Close()
-			slave.Close()
-			return nil, fmt.Errorf("terminal size: %w", err)
-		}
-		childFiles = []*os.File{slave}
-		p.tty, p.stdin = master, master
-		readers = []*os.File{master}
-		spec.TTY = true
+	if spec.TTY {
+		childFiles = []*os.File{term[1]}
+		p.tty, p.stdin = term[0], term[0]
+		readers = []*os.File{term[0]}
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -167,7 +160,7 @@ func startProcess(containerDir, dir string, id string, spec spawnSpec, tty *gard
 		p.pumps.Add(1)
 		go p.pump(r, i == 1)
 	}
-	if err := writeRecord(dir, processRecord{ID: id, Pid: p.pid, StartTime: p.start, ShimPid: p.shim, ShimStart: p.shimStart, TTY: tty != nil}); err != nil {
+	if err := writeRecord(dir, processRecord{ID: id, Pid: p.pid, StartTime: p.start, ShimPid: p.shim, ShimStart: p.shimStart, TTY: spec.TTY}); err != nil {
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		go p.waitSpawned(sp, initAlive)
 		return nil, err
@@ -212,14 +205,15 @@ func openPty(root *os.Root, uid uint32) (master, slave *os.File, err error) {
 	return master, slave, nil
 }
 
+// readPid reads the pid runc wrote to path.
 func readPid(path string) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("process pid: %w", err)
+		return 0, fmt.Errorf("pid: %w", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
-		return 0, fmt.Errorf("process pid file: %w", err)
+		return 0, fmt.Errorf("pid file %s: %w", path, err)
 	}
 	return pid, nil
 }
@@ -326,14 +320,11 @@ func (p *process) pump(r *os.File, stderr bool) {
 func (p *process) waitSpawned(sp *spawned, initAlive func() bool) {
 	status, err := sp.wait()
 	if errors.Is(err, errShimLost) {
-		switch {
-		case !initAlive():
+		if !initAlive() {
 			status, err = 128+int(syscall.SIGKILL), nil
-		default:
-			if p.start != "" && procStartTime(p.pid) == p.start {
-				p.waitStranger(p.start)
-				return
-			}
+		} else if p.start != "" && procStartTime(p.pid) == p.start {
+			p.waitStranger(p.start)
+			return
 		}
 	}
 	p.finish(status, err)
@@ -433,9 +424,10 @@ func (p *process) detach() {
 	}
 }
 
-// isShim tells whether pid is the process's running shim.
-func (p *process) isShim(pid int) bool {
-	return p.shim != 0 && pid == p.shim && p.shimStart != "" && procStartTime(pid) == p.shimStart
+// shimRuns tells whether the process's shim still runs (and its pid is
+// not another's since).
+func (p *process) shimRuns() bool {
+	return p.shim != 0 && p.shimStart != "" && procStartTime(p.shim) == p.shimStart
 }
 
 func (p *process) exitedNow() bool {
