@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -74,6 +75,9 @@ type Config struct {
 	RejoinInterval time.Duration
 	Meta           Meta
 	Logger         *slog.Logger
+
+	// tune adjusts memberlist's settings last (tests only).
+	tune func(*memberlist.Config)
 }
 
 // Validate names the first bad field.
@@ -180,6 +184,9 @@ func Join(cfg Config) (*Pool, error) {
 	mc.Delegate = delegate{p}
 	mc.Events = events{p}
 	mc.Logger = log.New(&logWriter{logger: p.logger}, "", 0)
+	if cfg.tune != nil {
+		cfg.tune(mc)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start node %s on %s:%d: %w", cfg.Name, cfg.BindAddress, cfg.BindPort, err)
@@ -274,19 +281,92 @@ func (p *Pool) decode(n *memberlist.Node) (Meta, bool) {
 	return m, true
 }
 
+// leaveNotices is how many live members a leaving node tells directly.
+const leaveNotices = 3
+
 // Leave tells the pool this node is going (others drop it at once instead
-// of after a failure timeout) and stops it.
+// of after a failure timeout) and stops it. It waits at most timeout for
+// the gossiped leave and as long again for the direct notices.
+//
+// memberlist gossips a leave over UDP a few times only, to random members
+// that include the recently dead: when a neighbour has just died, every
+// copy can go to it and the live members learn of the leave only by
+// failure detection, many seconds later. So the node also pushes its state
+// (in which it has left) over TCP to a few live members, seeds first;
+// they re-gossip the leave to the rest.
 func (p *Pool) Leave(timeout time.Duration) error {
-	err := p.halt()
+	if err := p.halt(); err != nil {
+		return err
+	}
+	peers := p.leaveTargets(leaveNotices)
+	gossiped := p.ml.Leave(timeout)
+	told := p.tell(peers, timeout)
+	err := p.ml.Shutdown()
+	p.closeSubscribers()
 	if err != nil {
 		return err
 	}
-	err = p.ml.Leave(timeout)
-	if serr := p.ml.Shutdown(); err == nil {
-		err = serr
+	if gossiped != nil && told == 0 && len(peers) > 0 {
+		return fmt.Errorf("gossip leave: %w, and no member could be told directly", gossiped)
 	}
-	p.closeSubscribers()
-	return err
+	return nil
+}
+
+// leaveTargets picks up to n live members other than this node, the
+// configured seeds first.
+func (p *Pool) leaveTargets(n int) []string {
+	seeds := map[string]bool{}
+	for _, s := range p.cfg.Join {
+		seeds[s] = true
+	}
+	self := p.ml.LocalNode().Name
+	var first, rest []string
+	for _, m := range p.ml.Members() {
+		if m.Name == self {
+			continue
+		}
+		addr := net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+		if seeds[addr] {
+			first = append(first, addr)
+		} else {
+			rest = append(rest, addr)
+		}
+	}
+	mrand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	all := append(first, rest...)
+	return all[:min(n, len(all))]
+}
+
+// tell pushes this node's state to each peer at once and reports how many
+// took it within timeout. Called after ml.Leave, the state says the node
+// has left; memberlist ignores what comes back about this node then.
+func (p *Pool) tell(peers []string, timeout time.Duration) int {
+	if len(peers) == 0 {
+		return 0
+	}
+	results := make(chan bool, len(peers))
+	for _, addr := range peers {
+		go func() {
+			n, err := p.ml.Join([]string{addr})
+			if err != nil {
+				p.logger.Debug("gossip leave notice failed", "peer", addr, "error", err)
+			}
+			results <- n > 0
+		}()
+	}
+	told := 0
+	deadline := time.After(timeout)
+	for range peers {
+		select {
+		case ok := <-results:
+			if ok {
+				told++
+			}
+		case <-deadline:
+			return told
+		}
+	}
+	return told
 }
 
 // Shutdown stops the node without telling the pool, as a crash would: the

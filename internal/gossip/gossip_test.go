@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func cellConfig(id string, join ...string) Config {
@@ -87,6 +89,24 @@ func TestPoolDiscoversCellsAndLosesDeadOnes(t *testing.T) {
 	if err := c1.Leave(time.Second); err == nil {
 		t.Fatal("second Leave succeeded")
 	}
+}
+
+// TestLeaveIsToldDirectly: a leave reaches the pool even when none of its
+// gossiped copies does. The leaving node sends no UDP gossip and the seed
+// probes nobody, so only the direct notice can drop the node.
+func TestLeaveIsToldDirectly(t *testing.T) {
+	seedCfg := Config{Name: "auctioneer-1", Local: true, Meta: Meta{Role: RoleAuctioneer}}
+	seedCfg.tune = func(c *memberlist.Config) { c.ProbeInterval = time.Hour }
+	seed := join(t, seedCfg)
+	cellCfg := cellConfig("cell-1", seed.Addr())
+	cellCfg.tune = func(c *memberlist.Config) { c.GossipInterval = 0 }
+	cell := join(t, cellCfg)
+	eventually(t, "cell joined", func() bool { return len(seed.Cells()) == 1 })
+
+	if err := cell.Leave(500 * time.Millisecond); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	eventually(t, "cell gone from the seed's view", func() bool { return len(seed.Cells()) == 0 })
 }
 
 // TestPoolHealsAfterSeedRestart: a cell whose seed restarted (and so forgot
