@@ -294,6 +294,29 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// TestRunningWaitsForTheProcess: a container without health checks turns
+// RUNNING once its action's process has started, not before.
+func TestRunningWaitsForTheProcess(t *testing.T) {
+	g := newFakeGarden()
+	g.gate, g.entered = make(chan struct{}), make(chan struct{}, 1)
+	e := newExecutor(t, g, testConfig(t))
+	ctx := testCtx(t)
+	sub, _ := e.SubscribeToEvents(ctx)
+	defer sub.Close()
+	allocate(t, e, "c", 10)
+	if err := e.RunContainer(ctx, RunRequest{Guid: "c", RunInfo: RunInfo{Action: runAction("gated")}}); err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered
+	// Time for an executor that does not wait to report RUNNING anyway.
+	time.Sleep(50 * time.Millisecond)
+	if c, err := e.GetContainer(ctx, "c"); err != nil || c.State != StateCreated {
+		t.Fatalf("while the process is starting: %s %v, want created", c.State, err)
+	}
+	close(g.gate)
+	nextEvent(t, sub, "c", EventRunning)
+}
+
 func TestCheckFailureAfterHealthyCrashes(t *testing.T) {
 	g := newFakeGarden()
 	e := newExecutor(t, g, testConfig(t))

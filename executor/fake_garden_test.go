@@ -21,6 +21,8 @@ import (
 //	exit N    exits N at once
 //	block     runs until signalled (TERM → 143, KILL → 137)
 //	check     exits with the container's checkStatus (0 healthy)
+//	gated     like block, but Run returns only when gate is closed (it
+//	          sends on entered first)
 type fakeGarden struct {
 	mu         sync.Mutex
 	containers map[string]*fakeContainer
@@ -28,6 +30,8 @@ type fakeGarden struct {
 	destroyed  []string
 	// checkStatus is the initial exit status of "check" in new containers.
 	checkStatus int
+	// gate and entered hold back the start of "gated" processes.
+	gate, entered chan struct{}
 }
 
 func newFakeGarden() *fakeGarden { return &fakeGarden{containers: map[string]*fakeContainer{}} }
@@ -147,6 +151,14 @@ func (c *fakeContainer) SetProperty(ctx context.Context, k, v string) error {
 }
 
 func (c *fakeContainer) Run(ctx context.Context, spec garden.ProcessSpec, pio garden.ProcessIO) (garden.Process, error) {
+	if spec.Path == "gated" {
+		c.g.entered <- struct{}{}
+		select {
+		case <-c.g.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if spec.ID == "" {

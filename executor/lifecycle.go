@@ -216,7 +216,7 @@ func (r run) run(ctx context.Context) RunResult {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	actionDone := make(chan error, 1)
-	wg.Go(func() { actionDone <- r.action.Run(inner) })
+	startAction := func(ctx context.Context) { wg.Go(func() { actionDone <- r.action.Run(ctx) }) }
 
 	healthy := func() {
 		if !r.running {
@@ -241,12 +241,17 @@ func (r run) run(ctx context.Context) RunResult {
 	}
 	monitorDone := make(chan error, 1)
 	switch {
-	case len(r.monitor.Checks) == 0:
-		healthy()
 	case r.running:
+		startAction(inner)
 		healthy()
-		wg.Go(func() { monitorDone <- r.monitor.Watch(inner) })
+		if len(r.monitor.Checks) > 0 {
+			wg.Go(func() { monitorDone <- r.monitor.Watch(inner) })
+		}
+	case len(r.monitor.Checks) == 0:
+		// Nothing to check: RUNNING once the action's process is up.
+		startAction(steps.WithStarted(inner, healthy))
 	default:
+		startAction(inner)
 		wg.Go(func() { monitorDone <- r.monitor.Run(inner, healthy) })
 	}
 

@@ -54,6 +54,7 @@ func (r Run) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("run %s: %w", r.Spec.Path, err)
 	}
+	processStarted(ctx)
 	// The waiter is owned by this call: Run does not return before the
 	// process has exited (after SIGKILL at the latest), so neither does
 	// the goroutine.

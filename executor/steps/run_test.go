@@ -173,3 +173,27 @@ func TestRunDetachLeavesProcessRunning(t *testing.T) {
 	}
 	p.exit(0)
 }
+
+// TestWithStarted: the first process to start calls the function, once;
+// a process that never starts does not.
+func TestWithStarted(t *testing.T) {
+	c := newFakeContainer()
+	calls := 0
+	ctx := WithStarted(context.Background(), func() { calls++ })
+	if err := (Run{Container: c, Spec: garden.ProcessSpec{Path: "missing"}}).Run(ctx); err == nil {
+		t.Fatal("missing executable ran")
+	}
+	if calls != 0 {
+		t.Fatalf("a process that did not start counted: %d calls", calls)
+	}
+	two := Serial{
+		Run{Container: c, Spec: garden.ProcessSpec{Path: "exit", Args: []string{"0"}}},
+		Run{Container: c, Spec: garden.ProcessSpec{Path: "exit", Args: []string{"0"}}},
+	}
+	if err := two.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("%d calls, want 1", calls)
+	}
+}

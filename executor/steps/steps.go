@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/gavel-scheduler/gavel/executor/garden"
 )
@@ -41,6 +42,24 @@ type Container interface {
 	StreamIn(ctx context.Context, spec garden.StreamInSpec) error
 	StreamOut(ctx context.Context, spec garden.StreamOutSpec) (io.ReadCloser, error)
 	Info(ctx context.Context) (garden.ContainerInfo, error)
+}
+
+type startedKey struct{}
+
+// WithStarted returns a context under which the first run step to start
+// (or re-attach to) its process calls fn, once, before waiting for it:
+// the executor reports a container without health checks RUNNING then,
+// not before its process exists.
+func WithStarted(ctx context.Context, fn func()) context.Context {
+	var once sync.Once
+	return context.WithValue(ctx, startedKey{}, func() { once.Do(fn) })
+}
+
+// processStarted calls the context's WithStarted function, if any.
+func processStarted(ctx context.Context) {
+	if fn, ok := ctx.Value(startedKey{}).(func()); ok {
+		fn()
+	}
 }
 
 // ErrCancelled is what a step returns when its context was cancelled
