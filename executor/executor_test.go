@@ -294,27 +294,38 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// TestRunningWaitsForTheProcess: a container without health checks turns
-// RUNNING once its action's process has started, not before.
+// TestRunningWaitsForTheProcess: a container turns RUNNING once its
+// action's process has started, not before, even when its health check
+// passes sooner.
 func TestRunningWaitsForTheProcess(t *testing.T) {
-	g := newFakeGarden()
-	g.gate, g.entered = make(chan struct{}), make(chan struct{}, 1)
-	e := newExecutor(t, g, testConfig(t))
-	ctx := testCtx(t)
-	sub, _ := e.SubscribeToEvents(ctx)
-	defer sub.Close()
-	allocate(t, e, "c", 10)
-	if err := e.RunContainer(ctx, RunRequest{Guid: "c", RunInfo: RunInfo{Action: runAction("gated")}}); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name  string
+		check *models.CheckDefinition
+	}{{"no check", nil}, {"a check that passes at once", execCheck("check")}} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newFakeGarden()
+			g.gate, g.entered = make(chan struct{}), make(chan struct{}, 1)
+			e := newExecutor(t, g, testConfig(t))
+			ctx := testCtx(t)
+			sub, _ := e.SubscribeToEvents(ctx)
+			defer sub.Close()
+			allocate(t, e, "c", 10)
+			if err := e.RunContainer(ctx, RunRequest{Guid: "c", RunInfo: RunInfo{Action: runAction("gated"), CheckDefinition: tt.check}}); err != nil {
+				t.Fatal(err)
+			}
+			<-g.entered
+			// Time for an executor that does not wait to report RUNNING anyway.
+			time.Sleep(50 * time.Millisecond)
+			if c, err := e.GetContainer(ctx, "c"); err != nil || c.State != StateCreated {
+				t.Fatalf("while the process is starting: %s %v, want created", c.State, err)
+			}
+			close(g.gate)
+			nextEvent(t, sub, "c", EventRunning)
+			if g.container("c").process("c-action-0") == nil {
+				t.Fatal("RUNNING without the action's process")
+			}
+		})
 	}
-	<-g.entered
-	// Time for an executor that does not wait to report RUNNING anyway.
-	time.Sleep(50 * time.Millisecond)
-	if c, err := e.GetContainer(ctx, "c"); err != nil || c.State != StateCreated {
-		t.Fatalf("while the process is starting: %s %v, want created", c.State, err)
-	}
-	close(g.gate)
-	nextEvent(t, sub, "c", EventRunning)
 }
 
 func TestCheckFailureAfterHealthyCrashes(t *testing.T) {

@@ -251,8 +251,19 @@ func (r run) run(ctx context.Context) RunResult {
 		// Nothing to check: RUNNING once the action's process is up.
 		startAction(steps.WithStarted(inner, healthy))
 	default:
-		startAction(inner)
-		wg.Go(func() { monitorDone <- r.monitor.Run(inner, healthy) })
+		// The checks may pass before the action's process exists (an exec
+		// check, a port some other process holds): RUNNING waits for both.
+		started := make(chan struct{})
+		startAction(steps.WithStarted(inner, func() { close(started) }))
+		wg.Go(func() {
+			monitorDone <- r.monitor.Run(inner, func() {
+				select {
+				case <-started:
+					healthy()
+				case <-inner.Done():
+				}
+			})
+		})
 	}
 
 	var actionErr, monitorErr error
