@@ -153,6 +153,7 @@ func (h *hub[E]) follow(ctx context.Context, cli *clientv3.Client) error {
 			idleTimer.Stop()
 		}
 	}()
+	derive := completing(ctx, cli, h.kind.derive)
 	var batch []entry[E]
 	for {
 		select {
@@ -196,7 +197,7 @@ func (h *hub[E]) follow(ctx context.Context, cli *clientv3.Client) error {
 			}
 			batch = batch[:0]
 			for _, ev := range resp.Events {
-				evs, err := h.kind.derive(ev)
+				evs, err := derive(ev)
 				if err != nil {
 					// Subscribers get what came before the bad change,
 					// then the error, as a private watch would give them.

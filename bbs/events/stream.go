@@ -300,7 +300,43 @@ func watch[E any](
 	// watch open and silent forever; with it, etcd ends the watch so the
 	// client can resume against a healthy member.
 	wch := cli.Watch(clientv3.WithRequireLeader(ctx), prefix, opts...)
-	return pump(ctx, wch, prefix, after, derive, emit)
+	return pump(ctx, wch, prefix, after, completing(ctx, cli, derive), emit)
+}
+
+// completing returns derive with every change that came without its
+// previous value completed first, by a read at the revision before it.
+// etcd leaves a watch event's PrevKv out whenever it cannot read it: when
+// that revision was compacted, and (etcd 3.6) when a watch starting in the
+// past sends its first events before the server has recorded its prev_kv
+// flag.
+func completing[E any](ctx context.Context, cli *clientv3.Client, derive func(*clientv3.Event) ([]E, error)) func(*clientv3.Event) ([]E, error) {
+	return func(ev *clientv3.Event) ([]E, error) {
+		if ev.PrevKv == nil && !ev.IsCreate() {
+			if err := readPrev(ctx, cli, ev); err != nil {
+				return nil, err
+			}
+		}
+		return derive(ev)
+	}
+}
+
+// readPrev sets ev.PrevKv to the key's value at the revision before ev.
+func readPrev(ctx context.Context, cli *clientv3.Client, ev *clientv3.Event) error {
+	key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
+	resp, err := cli.Get(ctx, key, clientv3.WithRev(rev-1))
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return models.NewError(models.TypeCompacted,
+			"the value of %s before revision %d has been compacted: list again and subscribe after the list's revision", key, rev)
+	case err != nil:
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		return models.NewError(models.TypeUnavailable, "read the value of %s before revision %d: %v", key, rev, err)
+	case len(resp.Kvs) == 1:
+		ev.PrevKv = resp.Kvs[0]
+	}
+	return nil
 }
 
 // pump turns watch responses into emitted events until the channel closes,

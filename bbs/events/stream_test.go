@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -405,6 +406,58 @@ func testStreamCompacted(t *testing.T, p servePath) {
 	}
 	if p != viaPrivate && src.stats.uncovered.Load() != 2 {
 		t.Errorf("%d resumes from before the hubs' start went to private watches, want 2", src.stats.uncovered.Load())
+	}
+}
+
+// TestStreamPreviousValueCompacted: a change whose previous value was
+// compacted away ends the stream with a Compacted error (the client lists
+// again), not with a decoding failure. etcd sends such a change without its
+// previous value.
+func TestStreamPreviousValueCompacted(t *testing.T) { forEachPath(t, testStreamPreviousValueCompacted) }
+
+func testStreamPreviousValueCompacted(t *testing.T, p servePath) {
+	_, cli := etcdembed.StartForTestOpts(t, etcdembed.Options{NoFsync: true})
+	k := db.NewKeys("/events-test")
+	put(t, cli, k.Task("a"), &models.Task{TaskGuid: "a"})
+	put(t, cli, k.Task("b"), &models.Task{TaskGuid: "b"})
+	both := txn(t, cli, putOp(t, k.Task("a"), &models.Task{TaskGuid: "a", RejectionCount: 1}),
+		putOp(t, k.Task("b"), &models.Task{TaskGuid: "b", RejectionCount: 1}))
+	if _, err := cli.Compact(context.Background(), both, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	src := sourceOn(t, cli, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// From inside the transaction: its revision is kept, the values
+	// before it are compacted.
+	err := src.TaskEvents(ctx, &models.SubscribeTaskEventsRequest{After: &models.EventPosition{Revision: both, Seq: 0}},
+		func(e *models.TaskEvent) error { return fmt.Errorf("unexpected event %v", e) })
+	if !errors.Is(err, models.ErrCompacted) || !strings.Contains(err.Error(), fmt.Sprintf("before revision %d has been compacted", both)) {
+		t.Fatalf("err = %v, want a Compacted error naming revision %d", err, both)
+	}
+}
+
+// TestCompletingReadsTheMissingPreviousValue: a change that came without
+// its previous value gets it from etcd before it is derived.
+func TestCompletingReadsTheMissingPreviousValue(t *testing.T) {
+	_, cli := etcdembed.StartForTestOpts(t, etcdembed.Options{NoFsync: true})
+	key := db.NewKeys("/events-test").Task("a")
+	created := put(t, cli, key, &models.Task{TaskGuid: "a"})
+	changed := put(t, cli, key, &models.Task{TaskGuid: "a", RejectionCount: 1})
+	ev := &clientv3.Event{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{
+		Key: []byte(key), CreateRevision: created, ModRevision: changed,
+		Value: mustMarshal(t, &models.Task{TaskGuid: "a", RejectionCount: 1}),
+	}}
+	derive := completing(context.Background(), cli, func(ev *clientv3.Event) ([]*models.Task, error) {
+		before, after, err := decodePair(key, ev, func() *models.Task { return &models.Task{} })
+		return []*models.Task{before, after}, err
+	})
+	got, err := derive(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].GetRejectionCount() != 0 || got[1].GetRejectionCount() != 1 {
+		t.Fatalf("before %v, after %v", got[0], got[1])
 	}
 }
 
