@@ -20,7 +20,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -199,8 +198,7 @@ func Join(cfg Config) (*Pool, error) {
 
 // Addr is the host:port other nodes can join this one at.
 func (p *Pool) Addr() string {
-	n := p.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	return p.ml.LocalNode().Address()
 }
 
 // Members returns the live nodes (this one included) and what they announce.
@@ -325,7 +323,7 @@ func (p *Pool) leaveTargets(n int) []string {
 		if m.Name == self {
 			continue
 		}
-		addr := net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+		addr := m.Address()
 		if seeds[addr] {
 			first = append(first, addr)
 		} else {
@@ -406,7 +404,7 @@ func (p *Pool) closeSubscribers() {
 func (p *Pool) rejoin() {
 	live := map[string]bool{p.Addr(): true}
 	for _, n := range p.ml.Members() {
-		live[net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))] = true
+		live[n.Address()] = true
 	}
 	var missing []string
 	for _, s := range p.cfg.Join {
