@@ -160,12 +160,12 @@ func startProcess(containerDir, dir string, id string, spec spawnSpec, term [2]*
 		p.pumps.Add(1)
 		go p.pump(r, i == 1)
 	}
+	go p.waitSpawned(sp, initAlive)
 	if err := writeRecord(dir, processRecord{ID: id, Pid: p.pid, StartTime: p.start, ShimPid: p.shim, ShimStart: p.shimStart, TTY: spec.TTY}); err != nil {
+		// Not handed over: the waiter reaps it.
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		go p.waitSpawned(sp, initAlive)
 		return nil, err
 	}
-	go p.waitSpawned(sp, initAlive)
 	if pio.Stdin != nil {
 		go p.copyStdin(pio.Stdin, true)
 	}
