@@ -546,26 +546,26 @@ func (c *container) restoreProcesses(logger *slog.Logger) {
 // rlimits maps Garden's rlimits (soft = hard) onto the kernel's.
 func rlimits(l garden.ResourceLimits) []spawnRlimit {
 	var out []spawnRlimit
-	add := func(resource int, v *uint64) {
+	add := func(resource int, name string, v *uint64) {
 		if v != nil {
-			out = append(out, spawnRlimit{Resource: resource, Hard: *v, Soft: *v})
+			out = append(out, spawnRlimit{Resource: resource, Name: name, Hard: *v, Soft: *v})
 		}
 	}
-	add(unix.RLIMIT_AS, l.As)
-	add(unix.RLIMIT_CORE, l.Core)
-	add(unix.RLIMIT_CPU, l.Cpu)
-	add(unix.RLIMIT_DATA, l.Data)
-	add(unix.RLIMIT_FSIZE, l.Fsize)
-	add(unix.RLIMIT_LOCKS, l.Locks)
-	add(unix.RLIMIT_MEMLOCK, l.Memlock)
-	add(unix.RLIMIT_MSGQUEUE, l.Msgqueue)
-	add(unix.RLIMIT_NICE, l.Nice)
-	add(unix.RLIMIT_NOFILE, l.Nofile)
-	add(unix.RLIMIT_NPROC, l.Nproc)
-	add(unix.RLIMIT_RSS, l.Rss)
-	add(unix.RLIMIT_RTPRIO, l.Rtprio)
-	add(unix.RLIMIT_SIGPENDING, l.Sigpending)
-	add(unix.RLIMIT_STACK, l.Stack)
+	add(unix.RLIMIT_AS, "AS", l.As)
+	add(unix.RLIMIT_CORE, "CORE", l.Core)
+	add(unix.RLIMIT_CPU, "CPU", l.Cpu)
+	add(unix.RLIMIT_DATA, "DATA", l.Data)
+	add(unix.RLIMIT_FSIZE, "FSIZE", l.Fsize)
+	add(unix.RLIMIT_LOCKS, "LOCKS", l.Locks)
+	add(unix.RLIMIT_MEMLOCK, "MEMLOCK", l.Memlock)
+	add(unix.RLIMIT_MSGQUEUE, "MSGQUEUE", l.Msgqueue)
+	add(unix.RLIMIT_NICE, "NICE", l.Nice)
+	add(unix.RLIMIT_NOFILE, "NOFILE", l.Nofile)
+	add(unix.RLIMIT_NPROC, "NPROC", l.Nproc)
+	add(unix.RLIMIT_RSS, "RSS", l.Rss)
+	add(unix.RLIMIT_RTPRIO, "RTPRIO", l.Rtprio)
+	add(unix.RLIMIT_SIGPENDING, "SIGPENDING", l.Sigpending)
+	add(unix.RLIMIT_STACK, "STACK", l.Stack)
 	return out
 }
 

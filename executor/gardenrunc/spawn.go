@@ -192,6 +192,7 @@ type spawnSpec struct {
 
 type spawnRlimit struct {
 	Resource   int
+	Name       string // for errors: NOFILE for RLIMIT_NOFILE
 	Soft, Hard uint64
 }
 
@@ -239,7 +240,7 @@ func buildSpawnProgram(s spawnSpec) *spawnProgram {
 	}
 	p.call("umask", unix.SYS_UMASK, val(0o022))
 	for _, rl := range s.Rlimits {
-		p.call(fmt.Sprintf("set rlimit %s", rlimitName(rl.Resource)), unix.SYS_PRLIMIT64,
+		p.call("set rlimit "+rl.Name, unix.SYS_PRLIMIT64,
 			val(0), val(uint64(rl.Resource)), p.words(rl.Soft, rl.Hard), val(0))
 	}
 	groups := make([]byte, 0, 4*len(s.Groups))
@@ -265,21 +266,6 @@ func buildSpawnProgram(s spawnSpec) *spawnProgram {
 		}
 	}
 	return p
-}
-
-var rlimitNames = map[int]string{
-	unix.RLIMIT_AS: "AS", unix.RLIMIT_CORE: "CORE", unix.RLIMIT_CPU: "CPU", unix.RLIMIT_DATA: "DATA",
-	unix.RLIMIT_FSIZE: "FSIZE", unix.RLIMIT_LOCKS: "LOCKS", unix.RLIMIT_MEMLOCK: "MEMLOCK",
-	unix.RLIMIT_MSGQUEUE: "MSGQUEUE", unix.RLIMIT_NICE: "NICE", unix.RLIMIT_NOFILE: "NOFILE",
-	unix.RLIMIT_NPROC: "NPROC", unix.RLIMIT_RSS: "RSS", unix.RLIMIT_RTPRIO: "RTPRIO",
-	unix.RLIMIT_SIGPENDING: "SIGPENDING", unix.RLIMIT_STACK: "STACK",
-}
-
-func rlimitName(r int) string {
-	if n, ok := rlimitNames[r]; ok {
-		return n
-	}
-	return fmt.Sprint(r)
 }
 
 // listenSpawn binds the spawn socket in dir for garden-init, which gets

@@ -84,7 +84,7 @@ func TestSpawnProgramLayout(t *testing.T) {
 	spec := spawnSpec{
 		Path: "sh", Args: []string{"sh", "-c", "echo hi"}, Env: []string{"PATH=/usr/bin:/bin", "A=1"},
 		Dir: "/home/vcap", UID: 1000, GID: 1001, Groups: []uint32{5, 7},
-		Rlimits: []spawnRlimit{{Resource: unix.RLIMIT_NOFILE, Soft: 1024, Hard: 2048}},
+		Rlimits: []spawnRlimit{{Resource: unix.RLIMIT_NOFILE, Name: "NOFILE", Soft: 1024, Hard: 2048}},
 	}
 	prog, names, err := buildSpawnProgram(spec).encode()
 	if err != nil {
