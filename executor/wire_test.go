@@ -63,14 +63,10 @@ func TestOverTheWire(t *testing.T) {
 	if lines, _ := ring.Read(0, 0); len(lines) == 0 || lines[0].Text != "exiting 0" {
 		t.Fatalf("setup output did not come through the process stream: %+v", lines)
 	}
-	// RUNNING can come before the action's process starts (the check
-	// runs beside it): the restore is about a process that did start.
-	deadline := time.Now().Add(10 * time.Second)
-	for !g.container("wire").hasProcess("wire-action-0") {
-		if time.Now().After(deadline) {
-			t.Fatal("the action never started")
-		}
-		time.Sleep(time.Millisecond)
+	// RUNNING waits for the action's process: the restore below is about
+	// a process that did start.
+	if !g.container("wire").hasProcess("wire-action-0") {
+		t.Fatal("RUNNING before the action's process started")
 	}
 	first.Close()
 
@@ -81,7 +77,7 @@ func TestOverTheWire(t *testing.T) {
 	}
 	sub2, _ := second.SubscribeToEvents(ctx)
 	defer sub2.Close()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		gc := g.container("wire")
 		gc.mu.Lock()
